@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""The course's two commands, runnable on a machine that has only Python 3.10+.
+
+    python3 dev.py book    # set up .venv, build the HTML book into book/_build/html
+    python3 dev.py test    # set up .venv, run the test suite (extra args go to pytest)
+
+Set-up creates a virtual environment in ``.venv`` and installs ``course_lib`` with
+every tool the course uses, pinned by ``constraints.txt`` (PyTorch 2.13.0, CPU
+build). It is skipped when nothing it depends on has changed since the last run.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PY = VENV / "bin" / "python"
+STAMP = VENV / ".course-setup"
+
+
+def _setup_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "constraints.txt"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def setup() -> None:
+    """Create .venv and install the course into it, unless it is already up to date."""
+    if not PY.exists():
+        print(f"dev.py: creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    fingerprint = _setup_fingerprint()
+    if STAMP.exists() and STAMP.read_text() == fingerprint:
+        return
+    print("dev.py: installing course_lib and its tools (pinned by constraints.txt)", flush=True)
+    subprocess.run(
+        [str(PY), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+         "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[dev]"],
+        check=True,
+    )
+    STAMP.write_text(fingerprint)
+
+
+def course_env() -> dict[str, str]:
+    """Environment for everything the course runs: Keras on PyTorch, caches inside the repo."""
+    env = dict(os.environ)
+    env["KERAS_BACKEND"] = "torch"
+    env.setdefault("KERAS_HOME", str(ROOT / ".keras"))
+    env.setdefault("MPLBACKEND", "Agg")
+    env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+def run(args: list[str]) -> int:
+    return subprocess.run(args, cwd=ROOT, env=course_env()).returncode
+
+
+def main(argv: list[str]) -> int:
+    commands = {"book", "test", "setup"}
+    if not argv or argv[0] not in commands:
+        print(f"usage: python3 dev.py {{{'|'.join(sorted(commands))}}} [args...]", file=sys.stderr)
+        return 2
+    command, rest = argv[0], argv[1:]
+    setup()
+    if command == "setup":
+        return 0
+    if command == "test":
+        return run([str(PY), "-m", "pytest", *rest])
+    # -n: nitpicky, -W: warnings are errors, --keep-going: report every warning at once.
+    return run([str(VENV / "bin" / "jupyter-book"), "build", "book", "--builder", "html",
+                "-n", "-W", "--keep-going", *rest])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
