@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["rnn_cell", "lstm_cell", "gru_cell", "affine"]
+__all__ = ["rnn_cell", "lstm_cell", "lstm_gates", "gru_cell", "affine"]
 
 
 def affine(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
@@ -98,20 +98,36 @@ def lstm_cell(
     h_tm1 = _initial(h_tm1, x, H, unbatched)
     c_tm1 = _initial(c_tm1, x, H, unbatched)
 
-    W_ii, W_if, W_ig, W_io = _blocks(w_ih, 4)  # each (H, H_in)
-    W_hi, W_hf, W_hg, W_ho = _blocks(w_hh, 4)  # each (H, H)
-    b_ii, b_if, b_ig, b_io = _blocks(b_ih, 4)  # each (H,)
-    b_hi, b_hf, b_hg, b_ho = _blocks(b_hh, 4)
-
-    i_t = torch.sigmoid(affine(x, W_ii, b_ii) + affine(h_tm1, W_hi, b_hi))  # (N, H)
-    f_t = torch.sigmoid(affine(x, W_if, b_if) + affine(h_tm1, W_hf, b_hf))  # (N, H)
-    g_t = torch.tanh(affine(x, W_ig, b_ig) + affine(h_tm1, W_hg, b_hg))     # (N, H)
-    o_t = torch.sigmoid(affine(x, W_io, b_io) + affine(h_tm1, W_ho, b_ho))  # (N, H)
+    i_t, f_t, g_t, o_t = lstm_gates(x, h_tm1, w_ih, w_hh, b_ih, b_hh)       # each (N, H)
     c_t = f_t * c_tm1 + i_t * g_t                                            # (N, H)
     h_t = o_t * torch.tanh(c_t)                                              # (N, H)
     if unbatched:
         return h_t.squeeze(0), c_t.squeeze(0)
     return h_t, c_t
+
+
+def lstm_gates(
+    x: Tensor,
+    h_tm1: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""The four LSTM gate activations ``(i_t, f_t, g_t, o_t)`` for a batch, each (N, H).
+
+    The first four equations of :func:`lstm_cell`; ``x`` is (N, H_in), ``h_tm1`` is (N, H).
+    The book records them to draw gate heat maps.
+    """
+    W_ii, W_if, W_ig, W_io = _blocks(w_ih, 4)  # each (H, H_in)
+    W_hi, W_hf, W_hg, W_ho = _blocks(w_hh, 4)  # each (H, H)
+    b_ii, b_if, b_ig, b_io = _blocks(b_ih, 4)  # each (H,)
+    b_hi, b_hf, b_hg, b_ho = _blocks(b_hh, 4)
+    i_t = torch.sigmoid(affine(x, W_ii, b_ii) + affine(h_tm1, W_hi, b_hi))  # (N, H)
+    f_t = torch.sigmoid(affine(x, W_if, b_if) + affine(h_tm1, W_hf, b_hf))  # (N, H)
+    g_t = torch.tanh(affine(x, W_ig, b_ig) + affine(h_tm1, W_hg, b_hg))     # (N, H)
+    o_t = torch.sigmoid(affine(x, W_io, b_io) + affine(h_tm1, W_ho, b_ho))  # (N, H)
+    return i_t, f_t, g_t, o_t
 
 
 def gru_cell(

@@ -1,0 +1,97 @@
+"""Do the reference layers agree with nn.RNN, nn.LSTM and nn.GRU in every calling mode?"""
+import pytest
+import torch
+from torch import nn
+
+from course_lib.reference import fast_lstm, gru, lstm, rnn, weights_of
+
+TOL = {torch.float32: 1e-6, torch.float64: 1e-12}
+CASES = [  # (batch, length, input, hidden, layers)
+    (1, 1, 1, 1, 1), (1, 5, 3, 4, 1), (3, 1, 2, 5, 2), (4, 7, 3, 5, 2), (2, 12, 6, 1, 3), (5, 9, 1, 8, 1),
+]
+LAYERS = {"rnn": (nn.RNN, rnn), "lstm": (nn.LSTM, lstm), "gru": (nn.GRU, gru)}
+
+
+def _flatten(result):
+    output, state = result
+    return [output, *state] if isinstance(state, tuple) else [output, state]
+
+
+def _assert_same(ours, theirs, dtype):
+    for a, b in zip(_flatten(ours), _flatten(theirs), strict=True):
+        assert a.shape == b.shape
+        assert (a - b).abs().max().item() <= TOL[dtype]
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("N,L,H_in,H,layers", CASES)
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("with_state", [False, True])
+def test_layer_matches_torch(kind, dtype, N, L, H_in, H, layers, batch_first, with_state):
+    Module, fn = LAYERS[kind]
+    torch.manual_seed(N + 10 * L + 100 * H)
+    net = Module(H_in, H, num_layers=layers, batch_first=batch_first).to(dtype)
+    x = torch.randn(*((N, L) if batch_first else (L, N)), H_in, dtype=dtype)
+    hx = None
+    if with_state:
+        h0 = torch.randn(layers, N, H, dtype=dtype)
+        hx = (h0, torch.randn(layers, N, H, dtype=dtype)) if kind == "lstm" else h0
+    with torch.no_grad():
+        _assert_same(fn(x, hx, weights_of(net), batch_first=batch_first), net(x, hx), dtype)
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_unbatched_sequence(kind):
+    Module, fn = LAYERS[kind]
+    torch.manual_seed(3)
+    net = Module(3, 4, num_layers=2)
+    x = torch.randn(6, 3)
+    with torch.no_grad():
+        _assert_same(fn(x, None, weights_of(net)), net(x), torch.float32)
+
+
+def test_relu_rnn_matches_torch():
+    torch.manual_seed(4)
+    net = nn.RNN(3, 4, nonlinearity="relu", num_layers=2)
+    x = torch.randn(5, 2, 3)
+    with torch.no_grad():
+        _assert_same(rnn(x, None, weights_of(net), nonlinearity="relu"), net(x), torch.float32)
+
+
+@pytest.mark.parametrize("N,L,H_in,H,layers", CASES)
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_fast_lstm_matches_torch(N, L, H_in, H, layers, batch_first):
+    torch.manual_seed(5)
+    net = nn.LSTM(H_in, H, num_layers=layers, batch_first=batch_first).double()
+    x = torch.randn(*((N, L) if batch_first else (L, N)), H_in, dtype=torch.float64)
+    hx = (torch.randn(layers, N, H, dtype=torch.float64), torch.randn(layers, N, H, dtype=torch.float64))
+    with torch.no_grad():
+        _assert_same(fast_lstm(x, hx, weights_of(net), batch_first=batch_first), net(x, hx), torch.float64)
+
+
+def test_fast_lstm_gradients_match_torch():
+    torch.manual_seed(6)
+    net = nn.LSTM(3, 4, num_layers=2)
+    x = torch.randn(8, 2, 3)
+    net(x)[0].square().sum().backward()
+    expected = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    fast_lstm(x, None, weights_of(net))[0].square().sum().backward()
+    for p, g in zip(net.parameters(), expected):
+        assert torch.allclose(p.grad, g, atol=1e-5)
+
+
+def test_weights_of_rejects_what_it_cannot_represent():
+    with pytest.raises(ValueError, match="unidirectional"):
+        weights_of(nn.LSTM(2, 3, bidirectional=True))
+    with pytest.raises(TypeError, match="nn.RNN, nn.LSTM, nn.GRU"):
+        weights_of(nn.Linear(2, 3))
+
+
+def test_bad_input_rank_and_state_count_are_explained():
+    net = nn.GRU(2, 3, num_layers=2)
+    with pytest.raises(ValueError, match=r"\(L, N, H_in\)"):
+        gru(torch.zeros(2, 3, 4, 2), None, weights_of(net))
+    with pytest.raises(ValueError, match="initial state for 2 layers"):
+        gru(torch.zeros(4, 1, 2), torch.zeros(1, 1, 3), weights_of(net))
