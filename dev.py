@@ -4,6 +4,9 @@
     python3 dev.py book    # set up .venv, build the HTML book into book/_build/html
     python3 dev.py test    # set up .venv, run the test suite (extra args go to pytest)
 
+The test suite includes a real-browser test of the built book; as root on Debian, ``test``
+installs the ``chromium`` package if it is missing (a distribution package, never a download).
+
 Set-up creates a virtual environment in ``.venv`` and installs ``course_lib`` with
 every tool the course uses, pinned by ``constraints.txt`` (PyTorch 2.13.0, CPU
 build). It is skipped when nothing it depends on has changed since the last run.
@@ -47,6 +50,17 @@ def setup() -> None:
     STAMP.write_text(fingerprint)
 
 
+def ensure_chromium() -> None:
+    """The browser test drives Debian's Chromium; install it with apt-get when we are root and it is missing."""
+    if Path("/usr/bin/chromium").exists() or os.geteuid() != 0 or not Path("/usr/bin/apt-get").exists():
+        return
+    print("dev.py: installing Debian's chromium for the browser test", flush=True)
+    quiet = {"stdout": subprocess.DEVNULL}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, **quiet)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, **quiet)
+
+
 def course_env() -> dict[str, str]:
     """Environment for everything the course runs: Keras on PyTorch, caches inside the repo."""
     env = dict(os.environ)
@@ -72,6 +86,7 @@ def main(argv: list[str]) -> int:
     if command == "setup":
         return 0
     if command == "test":
+        ensure_chromium()
         return run([str(PY), "-m", "pytest", *rest])
     # -n: nitpicky, -W: warnings are errors, --keep-going: report every warning at once.
     return run([str(VENV / "bin" / "jupyter-book"), "build", "book", "--builder", "html",
