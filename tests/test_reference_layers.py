@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.reference import fast_lstm, gru, lstm, rnn, weights_of
+from course_lib.reference import fast_gru, fast_lstm, fast_rnn, gru, lstm, rnn, weights_of
 
 TOL = {torch.float32: 1e-6, torch.float64: 1e-12}
 CASES = [  # (batch, length, input, hidden, layers)
@@ -59,15 +59,32 @@ def test_relu_rnn_matches_torch():
         _assert_same(rnn(x, None, weights_of(net), nonlinearity="relu"), net(x), torch.float32)
 
 
+FAST = {"rnn": (nn.RNN, fast_rnn), "lstm": (nn.LSTM, fast_lstm), "gru": (nn.GRU, fast_gru)}
+
+
+@pytest.mark.parametrize("kind", sorted(FAST))
 @pytest.mark.parametrize("N,L,H_in,H,layers", CASES)
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_fast_lstm_matches_torch(N, L, H_in, H, layers, batch_first):
+def test_fast_layers_match_torch(kind, N, L, H_in, H, layers, batch_first):
+    Module, fn = FAST[kind]
     torch.manual_seed(5)
-    net = nn.LSTM(H_in, H, num_layers=layers, batch_first=batch_first).double()
+    net = Module(H_in, H, num_layers=layers, batch_first=batch_first).double()
     x = torch.randn(*((N, L) if batch_first else (L, N)), H_in, dtype=torch.float64)
-    hx = (torch.randn(layers, N, H, dtype=torch.float64), torch.randn(layers, N, H, dtype=torch.float64))
+    h0 = torch.randn(layers, N, H, dtype=torch.float64)
+    hx = (h0, torch.randn(layers, N, H, dtype=torch.float64)) if kind == "lstm" else h0
     with torch.no_grad():
-        _assert_same(fast_lstm(x, hx, weights_of(net), batch_first=batch_first), net(x, hx), torch.float64)
+        _assert_same(fn(x, hx, weights_of(net), batch_first=batch_first), net(x, hx), torch.float64)
+        _assert_same(fn(x, None, weights_of(net), batch_first=batch_first), net(x), torch.float64)
+
+
+@pytest.mark.parametrize("kind", sorted(FAST))
+def test_fast_layers_unbatched_and_without_bias(kind):
+    Module, fn = FAST[kind]
+    torch.manual_seed(7)
+    net = Module(3, 4, num_layers=2, bias=False)
+    x = torch.randn(6, 3)
+    with torch.no_grad():
+        _assert_same(fn(x, None, weights_of(net)), net(x), torch.float32)
 
 
 def test_fast_lstm_gradients_match_torch():
