@@ -1,0 +1,34 @@
+"""Checkers that grade a student's function against the reference and say what to fix.
+
+Each ``check_*`` takes the student's function (and optional ``seed`` and shape options), runs it
+on seeded random inputs, prints one line when it is right and otherwise raises
+:class:`CheckFailed` (an ``AssertionError``) with one message: what was expected, what came back,
+and, when the answer matches a known mistake, the name of that mistake::
+
+    from course_lib.checkers import check_lstm_cell
+    check_lstm_cell(lstm_cell)
+    # lstm_cell: correct on 3 random cases (batch=3, input=4, hidden=5, and one with input=hidden=5).
+
+- :mod:`.cells`      ``check_rnn_cell``, ``check_lstm_cell``, ``check_gru_cell``
+- :mod:`.layers`     ``check_rnn_layer``, ``check_lstm_layer``, ``check_gru_layer``
+- :mod:`.backward`   ``check_rnn_backward``, ``check_lstm_backward`` (BPTT by hand, against autograd)
+- :mod:`.attention`  ``check_attention``
+- :mod:`.clipping`   ``check_clip_grad_norm``
+- :mod:`.mistakes`   the catalogue of named mistakes the messages draw on
+- :mod:`._core`      calling the student's code safely, reading its result as clean tensors, comparing
+- :mod:`._engine`    the grading loop and the wording of a wrong answer
+"""
+from ._core import CheckFailed
+from .attention import check_attention
+from .backward import check_lstm_backward, check_rnn_backward
+from .cells import check_gru_cell, check_lstm_cell, check_rnn_cell
+from .clipping import check_clip_grad_norm
+from .layers import check_gru_layer, check_lstm_layer, check_rnn_layer
+
+__all__ = [
+    "CheckFailed",
+    "check_rnn_cell", "check_lstm_cell", "check_gru_cell",
+    "check_rnn_layer", "check_lstm_layer", "check_gru_layer",
+    "check_rnn_backward", "check_lstm_backward",
+    "check_attention", "check_clip_grad_norm",
+]

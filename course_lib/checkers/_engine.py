@@ -1,0 +1,186 @@
+"""The grading loop shared by the checkers, and how a wrong answer is put into words.
+
+An :class:`Exercise` says how the student's function is called and how its result is read; a
+:class:`Case` holds one random input with the oracle's answer; :func:`run_exercise` runs the
+checks of :mod:`._core` in the order a student debugs and, when the values are wrong, asks the
+catalogue of :mod:`.mistakes` whether the answer matches a known mistake before falling back on
+saying where it differs and what the pattern of right and wrong outputs points to.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from ._core import (Leaf, Mismatch, as_clean_tensor, call_student, check_callable, check_finite, compare, fail,
+                    matches, mismatch_str, position_str)
+
+__all__ = ["Mistake", "Case", "Exercise", "run_exercise", "explain", "success"]
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known wrong way to do the exercise, computed on the checker's inputs to recognise it.
+
+    ``fn`` has the exercise's signature and returns what that mistake returns; ``label`` names
+    the mistake in a clause ("the input and forget gates look swapped"); ``hint`` says what to do.
+    """
+
+    label: str
+    hint: str
+    fn: Callable
+
+
+@dataclass
+class Case:
+    """One random input to the exercise, the expected result and how to describe it."""
+
+    args: dict[str, Any]          # float32 inputs in call order
+    leaves: list[Leaf]            # what the function must return, in ``structure`` order
+    expected: list[Tensor]        # float64, computed by the oracle from pristine copies
+    label: str                    # "batch=3, input=4, hidden=5, seed=0"
+    kwargs: dict = field(default_factory=dict)
+    note: str = ""                # added to error messages, e.g. "h0=None means start from zeros"
+    extra: dict = field(default_factory=dict)   # anything else a checker needs (e.g. the expected norm)
+
+    def args64(self) -> dict[str, Any]:
+        """Fresh float64 copies of the inputs, for the oracle and the mistaken variants."""
+        return {k: _to64(v) for k, v in self.args.items()}
+
+
+def _to64(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.detach().double()
+    if isinstance(value, tuple):
+        return tuple(_to64(v) for v in value)
+    if isinstance(value, list):
+        return [_to64(v) for v in value]
+    return value
+
+
+@dataclass
+class Exercise:
+    """How to grade one exercise: its name, how it is called, how its result is read, and hints."""
+
+    name: str
+    params: tuple[str, ...]
+    unpack: Callable[[Any, "Case"], list[Any]]       # student result -> raw leaves, in order
+    mistakes: Sequence[Mistake] = ()
+    diagnose: Callable[["Case", list[Tensor], list[Mismatch | None]], str] | None = None
+    atol: float = 1e-5
+    rtol: float = 1e-4
+    call_kwargs: dict = field(default_factory=dict)  # keywords the exercise passes (for the arity check)
+    error_hint: str = ""
+    finite_hint: Callable[["Case"], str] | None = None
+    per_leaf_mistakes: bool = False                  # also name mistakes leaf by leaf (gradients)
+    oracle_name: str = "the reference"
+    after: Callable[[Any, "Case"], None] | None = None  # a last check on the raw result (e.g. a norm)
+
+
+def oracle_leaves(ex: Exercise, result: Any, case: Case) -> list[Tensor]:
+    """Leaves of a trusted result (the oracle's or a mistake's) as float64 tensors."""
+    raw = ex.unpack(result, case)
+    return [r.detach().double() if isinstance(r, Tensor) else torch.as_tensor(r, dtype=torch.float64)
+            for r in raw]
+
+
+def run_exercise(fn: Any, ex: Exercise, cases: Sequence[Case]) -> None:
+    """Grade ``fn`` on every case; fail with one message at the first problem."""
+    check_callable(fn, ex.name, ex.params, ex.call_kwargs)
+    for case in cases:
+        result = call_student(fn, ex.name, case.args, case.kwargs, note=case.note, error_hint=ex.error_hint)
+        raw = ex.unpack(result, case)
+        got = [as_clean_tensor(r, leaf, ex.name) for r, leaf in zip(raw, case.leaves)]
+        for t, leaf in zip(got, case.leaves):
+            check_finite(t, leaf, ex.name, ex.finite_hint(case) if ex.finite_hint else "")
+        mism = [compare(g, e, ex.atol, ex.rtol) for g, e in zip(got, case.expected)]
+        if any(m is not None for m in mism):
+            fail(explain(ex, case, got, mism))
+        if ex.after is not None:
+            ex.after(result, case)
+
+
+def explain(ex: Exercise, case: Case, got: list[Tensor], mism: list[Mismatch | None]) -> str:
+    """The message for wrong values: a named mistake if one fits, else where and a hint."""
+    wrong = [i for i, m in enumerate(mism) if m is not None]
+    first = wrong[0]
+    leaf, m = case.leaves[first], mism[first]
+    evidence = (f"{leaf.what} differs by up to {m.max_err:.3g} at {position_str(leaf.axes, m.index)}; "
+                f"case: {case.label}")
+    verb = "differs" if len(wrong) == 1 else "differ"
+    named = _whole_match(ex, case, got)
+    if named is not None:
+        return (f"{ex.name}: {named.label}. {_names(case, wrong)} {verb} from {ex.oracle_name}"
+                f"{_right_str(case, mism, ', while ')}, exactly as that mistake makes "
+                f"{'it' if len(wrong) == 1 else 'them'}. {named.hint} ({evidence}.)")
+    if ex.per_leaf_mistakes:
+        per_leaf = _leaf_matches(ex, case, got, wrong)
+        if per_leaf:
+            groups: dict[int, tuple[Mistake, list[int]]] = {}
+            for i, mistake in per_leaf:
+                groups.setdefault(id(mistake), (mistake, []))[1].append(i)
+            parts = " ".join(f"{_names(case, idx)}: {mistake.label}. {mistake.hint}"
+                             for mistake, idx in groups.values())
+            return (f"{ex.name}: {_names(case, wrong)} {verb} from {ex.oracle_name}"
+                    f"{_right_str(case, mism, ', while ')}. {parts} ({evidence}.)")
+    status = _right_str(case, mism, " ")
+    if status:
+        status += "."
+    if len(wrong) > 1:
+        status = f" {_names(case, wrong[1:])} {'is' if len(wrong) == 2 else 'are'} also wrong." + status
+    hint = ex.diagnose(case, got, mism) if ex.diagnose else ""
+    return (f"{ex.name}: {case.leaves[first].what} differs from {ex.oracle_name}: "
+            f"{mismatch_str(case.leaves[first], mism[first])}.{status}"
+            f"{' ' + hint if hint else ''} (case: {case.label}.)")
+
+
+def _right_str(case: Case, mism: list[Mismatch | None], lead: str) -> str:
+    right = [i for i in range(len(mism)) if mism[i] is None]
+    if not right:
+        return ""
+    return f"{lead}{_names(case, right)} {'is' if len(right) == 1 else 'are'} right"
+
+
+def _names(case: Case, idx: Sequence[int]) -> str:
+    names = [case.leaves[i].what for i in idx]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _mistake_leaves(ex: Exercise, m: Mistake, case: Case) -> list[Tensor] | None:
+    try:
+        with torch.no_grad():
+            out = m.fn(*case.args64().values(), **case.kwargs)
+        leaves = oracle_leaves(ex, out, case)
+    except Exception:  # noqa: BLE001 - a mistake that cannot happen at these shapes is skipped
+        return None
+    if [tuple(t.shape) for t in leaves] != [leaf.shape for leaf in case.leaves]:
+        return None
+    return leaves
+
+
+def _whole_match(ex: Exercise, case: Case, got: list[Tensor]) -> Mistake | None:
+    for m in ex.mistakes:
+        leaves = _mistake_leaves(ex, m, case)
+        if leaves is not None and matches(got, leaves, ex.atol, ex.rtol) \
+                and not matches(leaves, case.expected, ex.atol, ex.rtol):
+            return m
+    return None
+
+
+def _leaf_matches(ex: Exercise, case: Case, got: list[Tensor], wrong: list[int]) -> list[tuple[int, Mistake]]:
+    found: dict[int, Mistake] = {}
+    for m in ex.mistakes:
+        leaves = _mistake_leaves(ex, m, case)
+        if leaves is None:
+            continue
+        for i in wrong:
+            if i not in found and compare(got[i], leaves[i], ex.atol, ex.rtol) is None:
+                found[i] = m
+    return sorted(found.items())
+
+
+def success(name: str, n_cases: int, detail: str) -> None:
+    """The one line a student sees when the check passes."""
+    print(f"{name}: correct on {n_cases} random cases ({detail}).")

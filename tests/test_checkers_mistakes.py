@@ -1,0 +1,163 @@
+"""Tests of course_lib.checkers.mistakes: is the catalogue of mistakes sound and is every entry reachable?
+
+1. With every switch at its default, each switchable implementation agrees with torch (so a mistake
+   is exactly one switch away from the right answer).
+2. Every entry differs clearly from the right answer on its checker's own cases (else it could never be named).
+3. Every entry is named for at least one student-style wrong implementation in ``wrong_impls.py``.
+"""
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import wrong_impls as W
+from course_lib import checkers
+from course_lib.checkers import attention, backward, cells, clipping, layers, mistakes
+from course_lib.checkers._engine import _mistake_leaves
+
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    torch.manual_seed(0)
+
+
+def _load(module, w, suffix=""):
+    with torch.no_grad():
+        for name, t in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), w):
+            getattr(module, name + suffix).copy_(t)
+    return module
+
+
+def _weights(G, H_in, H):
+    return [torch.randn(G * H, H_in, dtype=torch.float64), torch.randn(G * H, H, dtype=torch.float64),
+            torch.randn(G * H, dtype=torch.float64), torch.randn(G * H, dtype=torch.float64)]
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_default_cell_variants_match_torch(kind):
+    """Does each switchable cell, with no switch on, compute what torch.nn's cell computes?"""
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[kind]
+    w = _weights(G, 4, 5)
+    x, h, c = (torch.randn(3, n, dtype=torch.float64) for n in (4, 5, 5))
+    cls = {"rnn": torch.nn.RNNCell, "lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell}[kind]
+    module = _load(cls(4, 5).double(), w)
+    with torch.no_grad():
+        if kind == "lstm":
+            got, want = mistakes.lstm_variant(x, (h, c), *w), module(x, (h, c))
+        else:
+            got, want = getattr(mistakes, f"{kind}_variant")(x, h, *w), (module(x, h),)
+            got = (got,)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_default_layer_variant_matches_torch(kind):
+    """Does the switchable layer, with no switch on, compute what torch.nn.RNN/LSTM/GRU computes?"""
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[kind]
+    w = _weights(G, 4, 5)
+    xs, h0, c0 = torch.randn(6, 3, 4, dtype=torch.float64), *(torch.randn(3, 5, dtype=torch.float64) for _ in "hc")
+    module = _load({"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind](4, 5).double(), w, "_l0")
+    lstm = kind == "lstm"
+    cell = getattr(mistakes, f"{kind}_variant")
+    with torch.no_grad():
+        out, last = mistakes.layer_variant(xs, (h0, c0) if lstm else h0, *w, cell=cell, lstm=lstm)
+        want_out, want_last = module(xs, (h0[None], c0[None]) if lstm else h0[None])
+    torch.testing.assert_close(out, want_out)
+    for a, b in zip(last if lstm else (last,), want_last if lstm else (want_last,)):
+        torch.testing.assert_close(a, b[0])
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_default_bptt_variant_matches_autograd_through_torch(kind):
+    """Does the switchable BPTT, with no switch on, give autograd's gradients through torch.nn.RNN/LSTM?"""
+    G = 4 if kind == "lstm" else 1
+    w = _weights(G, 4, 5)
+    module = _load((torch.nn.LSTM if kind == "lstm" else torch.nn.RNN)(4, 5).double(), w, "_l0")
+    xs = torch.randn(5, 3, 4, dtype=torch.float64, requires_grad=True)
+    states = [torch.randn(3, 5, dtype=torch.float64, requires_grad=True) for _ in range(G > 1 and 2 or 1)]
+    grad_hs = torch.randn(5, 3, 5, dtype=torch.float64)
+    hs, _ = module(xs, tuple(s[None] for s in states) if kind == "lstm" else states[0][None])
+    want = torch.autograd.grad((hs * grad_hs).sum(), [xs, *states, *module.parameters()])
+    variant = mistakes.lstm_bptt_variant if kind == "lstm" else mistakes.rnn_bptt_variant
+    with torch.no_grad():
+        got = variant(xs.detach(), *(s.detach() for s in states), *w, grad_hs)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_default_attention_variant_matches_torch(causal):
+    """Does the switchable attention, with no switch on, match torch's scaled_dot_product_attention?"""
+    q, k, v = (torch.randn(2, 5, d, dtype=torch.float64) for d in (8, 8, 3))
+    torch.testing.assert_close(mistakes.attention_variant(q, k, v, causal),
+                               F.scaled_dot_product_attention(q, k, v, is_causal=causal))
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 100.0])
+def test_default_clip_variant_matches_torch(max_norm):
+    """Does the switchable clipping, with no switch on, match torch.nn.utils.clip_grad_norm_?"""
+    grads = [torch.randn(3, 2, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
+    params = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    for a, p in zip(mistakes.clip_variant(grads, max_norm), params):
+        torch.testing.assert_close(a, p.grad)
+
+
+BUILDS = {
+    **{f"{k}_cell": functools.partial(cells.build, k) for k in ("rnn", "lstm", "gru")},
+    **{f"{k}_layer": functools.partial(layers.build, k) for k in ("rnn", "lstm", "gru")},
+    **{f"{k}_backward": functools.partial(backward.build, k) for k in ("rnn", "lstm")},
+    "attention": attention.build, "clip_grad_norm": clipping.build,
+}
+
+
+@pytest.mark.parametrize("name", BUILDS)
+def test_every_mistake_is_visible_on_the_checkers_cases(name):
+    """Does every catalogue entry differ from the right answer by far more than the tolerance on some case?"""
+    ex, cases = BUILDS[name]()
+    for m in ex.mistakes:
+        gaps = []
+        for case in cases:
+            leaves = _mistake_leaves(ex, m, case)
+            if leaves is not None:
+                gaps.append(max(float((a - b).abs().max()) for a, b in zip(leaves, case.expected)))
+        assert gaps and max(g for g in gaps if g == g) > 100 * ex.atol, (m.label, gaps)
+
+
+def _table(name):
+    """The check for one exercise and its student-style wrong implementations (with their phrases)."""
+    kind, _, what = name.partition("_")
+    check = getattr(checkers, f"check_{name}")
+    if what == "cell":
+        return check, W.CELL_MISTAKES[kind]
+    if what == "layer":
+        lifted = [(W.layer_from_cell(f, lstm=kind == "lstm"), p) for f, p in W.CELL_MISTAKES[kind]]
+        return check, W.LAYER_MISTAKES[kind] + lifted
+    if what == "backward":
+        return check, W.BACKWARD_MISTAKES[kind]
+    return check, {"attention": W.ATTENTION_MISTAKES, "clip_grad_norm": W.CLIP_MISTAKES}[name]
+
+
+# A layer that ignores h_{t-1} in its cell behaves exactly like one that restarts every step from zeros
+# (and c_t = i ⊙ g exactly like restarting c from zeros): the earlier entry is named, and says so.
+SHADOWED = {
+    "rnn_layer": {"the previous hidden state h_{t-1} is ignored":
+                  "as if the previous hidden state h_{t-1} were ignored"},
+    "lstm_layer": {"the term f ⊙ c_{t-1} is missing (c_t = i ⊙ g)": "as if the term f ⊙ c_{t-1} were missing"},
+}
+
+
+@pytest.mark.parametrize("name", BUILDS)
+def test_every_mistake_is_named_for_some_wrong_implementation(name):
+    """Is every catalogue entry named in the message for at least one student-style wrong implementation?"""
+    ex, _ = BUILDS[name]()
+    check, rows = _table(name)
+    text = "\n".join(W.failure_message(check, fn) for fn, _ in rows)
+    for m in ex.mistakes:
+        stands_in = SHADOWED.get(name, {}).get(m.label)
+        assert (stands_in or m.label) in text, f"{name}: no wrong implementation is named {m.label!r}"
