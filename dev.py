@@ -66,14 +66,14 @@ def course_env() -> dict[str, str]:
     env = dict(os.environ)
     env["KERAS_BACKEND"] = "torch"
     env.setdefault("KERAS_HOME", str(ROOT / ".keras"))
-    env.setdefault("MPLBACKEND", "Agg")
+    env.setdefault("MPLBACKEND", "Agg")   # tests and scripts draw off-screen
     env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONHASHSEED"] = "0"
     return env
 
 
-def run(args: list[str]) -> int:
-    return subprocess.run(args, cwd=ROOT, env=course_env()).returncode
+def run(args: list[str], env: dict[str, str] | None = None) -> int:
+    return subprocess.run(args, cwd=ROOT, env=env or course_env()).returncode
 
 
 def main(argv: list[str]) -> int:
@@ -88,9 +88,12 @@ def main(argv: list[str]) -> int:
     if command == "test":
         ensure_chromium()
         return run([str(PY), "-m", "pytest", *rest])
+    # The pages' kernels pick matplotlib's inline backend themselves; Agg would hide their figures.
+    env = course_env()
+    env.pop("MPLBACKEND", None)
     # -n: nitpicky, -W: warnings are errors, --keep-going: report every warning at once.
     return run([str(VENV / "bin" / "jupyter-book"), "build", "book", "--builder", "html",
-                "-n", "-W", "--keep-going", *rest])
+                "-n", "-W", "--keep-going", *rest], env)
 
 
 if __name__ == "__main__":

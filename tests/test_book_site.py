@@ -1,0 +1,256 @@
+"""The built book in a real browser: headless Chromium driven by Playwright, fully offline.
+
+A session fixture reuses ``book/_build/html`` when it is newer than every book source and
+otherwise builds it with ``python3 dev.py book`` (the README's command). The site is served from
+127.0.0.1 and every page of the table of contents is opened. For each page: no console errors,
+no failed requests, no request to any other host, every formula typeset by the bundled MathJax,
+every image loaded, and at least one figure when the page's code draws one. A screenshot of each
+page goes to ``artifacts/screenshots/``. The built search page must find "forget gate", and no
+built page may name another server in a <script src>, <link href> or <img src>.
+
+Needs the system Chromium (``apt-get install -y chromium``); Playwright never downloads a browser here.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+HTML = BOOK / "_build" / "html"
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+BUILD_TIMEOUT_S = 3600
+
+
+def _toc_pages() -> list[str]:
+    def walk(node) -> list[str]:
+        out = []
+        if isinstance(node, dict):
+            out += [node[k] for k in ("root", "file") if k in node]
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key, []):
+                    out += walk(child)
+        return out
+    return walk(yaml.safe_load((BOOK / "_toc.yml").read_text()))
+
+
+PAGES = _toc_pages()
+
+# A code line that draws a figure: a course_lib.plots function or a new matplotlib figure.
+DRAWS_FIGURE = re.compile(r"(?<![\w.])(?:plots\.)?plot_\w+\(|\bplt\.(subplots|figure)\(")
+
+
+def _draws_figures(docname: str) -> bool:
+    source = BOOK / f"{docname}.md"
+    return source.exists() and bool(DRAWS_FIGURE.search(source.read_text()))
+
+
+def _newest_source_mtime() -> float:
+    sources = [p for p in BOOK.rglob("*") if p.is_file() and "_build" not in p.relative_to(BOOK).parts]
+    return max(p.stat().st_mtime for p in sources)
+
+
+def _site_is_fresh() -> bool:
+    """Is the last build newer than every source, and did no page fail to execute in it?
+
+    Sphinx rewrites searchindex.js at the end of every build: its age is the build's age.
+    MyST-NB writes reports/<page>.err.log when a page's code fails; one written since the last
+    edit means the current build is a failed one, so it is built again (and the failure shown).
+    """
+    index = HTML / "searchindex.js"
+    if not index.exists() or not all((HTML / f"{page}.html").exists() for page in PAGES):
+        return False
+    newest_source = _newest_source_mtime()
+    failures = [log for log in (HTML / "reports").rglob("*.err.log") if log.stat().st_mtime > newest_source]
+    return not failures and index.stat().st_mtime > newest_source
+
+
+@pytest.fixture(scope="session")
+def site_dir() -> Path:
+    """book/_build/html, built first unless it is newer than every file under book/."""
+    if not _site_is_fresh():
+        start = time.perf_counter()
+        result = subprocess.run([sys.executable, str(ROOT / "dev.py"), "book"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+        if result.returncode != 0:
+            pytest.fail(f"`python3 dev.py book` failed (exit {result.returncode}) after "
+                        f"{time.perf_counter() - start:.0f} s:\n{(result.stdout + result.stderr)[-4000:]}")
+    return HTML
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+@pytest.fixture(scope="session")
+def base_url(site_dir: Path):
+    """The built site served by http.server on 127.0.0.1 and a free port, in a background thread."""
+    handler = functools.partial(_QuietHandler, directory=str(site_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless system Chromium; never a downloaded one."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `apt-get install -y chromium` (as root) to install it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+class PageVisit:
+    """A browser page that records console errors, failed requests and requests to other hosts."""
+
+    def __init__(self, browser, base_url: str) -> None:
+        self.errors: list[str] = []
+        self.failed: list[str] = []
+        self.outside: list[str] = []
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
+        self.page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+        self.page.on("requestfailed", lambda req: self.failed.append(f"{req.url} ({req.failure})"))
+        self.page.on("response", lambda resp: resp.status >= 400 and self.failed.append(f"{resp.url} ({resp.status})"))
+
+    def _route(self, route) -> None:
+        url = route.request.url
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https") and parts.hostname != "127.0.0.1":
+            self.outside.append(url)
+            route.abort()
+        else:
+            route.continue_()
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def visit(browser, base_url):
+    visits = []
+
+    def open_page(path: str) -> PageVisit:
+        v = PageVisit(browser, base_url)
+        visits.append(v)
+        v.page.goto(f"{base_url}/{path}", wait_until="load")
+        return v
+
+    yield open_page
+    for v in visits:
+        v.close()
+
+
+# Counts math nodes and checks that MathJax typeset every one of them. Sphinx wraps each formula in
+# span.math / div.math; MathJax 3 puts an <mjx-container> inside. <mjx-merror> marks a TeX error.
+MATH_REPORT = """async () => {
+  const nodes = [...document.querySelectorAll('span.math, div.math')];
+  if (nodes.length && window.MathJax && MathJax.startup) { await MathJax.startup.promise; }
+  const untypeset = nodes.filter(n => !n.querySelector('mjx-container')).map(n => n.textContent.slice(0, 60));
+  const errors = [...document.querySelectorAll('mjx-merror')].map(n => n.textContent.slice(0, 60));
+  const clone = (document.querySelector('main') || document.body).cloneNode(true);
+  clone.querySelectorAll('pre, code, script, style, mjx-container, .highlight, .cell_output').forEach(n => n.remove());
+  const text = clone.textContent;
+  const raw = text.match(/\\$\\$[^$]+\\$\\$|\\$[^$\\s][^$\\n]*?\\$|\\\\\\(|\\\\\\[/g) || [];
+  return {count: nodes.length, containers: document.querySelectorAll('mjx-container').length,
+          untypeset, errors, raw: raw.slice(0, 5)};
+}"""
+
+IMAGE_REPORT = """async () => {
+  const imgs = [...document.images];
+  imgs.forEach(img => { img.loading = 'eager'; });
+  await Promise.all(imgs.map(img => img.complete ? null :
+      new Promise(resolve => { img.onload = img.onerror = resolve; })));
+  return imgs.map(img => ({src: img.currentSrc.slice(0, 80), width: img.naturalWidth}));
+}"""
+
+
+# An element that makes the browser fetch its URL as the page loads.
+FETCHED_URL = re.compile(r"<(?:script|img|iframe|source|audio|video|embed)\b[^>]*\bsrc=[\"']https?://"
+                         r"|<link\b[^>]*\bhref=[\"']https?://", re.I)
+
+
+def test_built_pages_name_no_outside_urls(site_dir):
+    """Does no built page point a <script src>, <link href> or <img src> at another server?"""
+    offenders = {}
+    for page in sorted(site_dir.rglob("*.html")):
+        hits = [m.group(0) for m in FETCHED_URL.finditer(page.read_text(errors="replace"))]
+        if hits:
+            offenders[str(page.relative_to(site_dir))] = hits[:3]
+    assert not offenders, f"pages that would fetch from outside: {offenders}"
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_page_renders_offline(visit, docname):
+    """Does the page load cleanly from 127.0.0.1 alone, with its maths typeset and its images drawn?"""
+    v = visit(f"{docname}.html")
+    math = v.page.evaluate(MATH_REPORT)
+    images = v.page.evaluate(IMAGE_REPORT)
+    v.page.wait_for_load_state("networkidle")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    v.page.screenshot(path=str(SCREENSHOTS / f"{docname.replace('/', '__')}.png"), full_page=True)
+
+    assert not v.outside, f"{docname}: requests left 127.0.0.1 (the book must work offline): {v.outside}"
+    assert not v.failed, f"{docname}: requests failed: {v.failed}"
+    assert not v.errors, f"{docname}: the browser console reported errors: {v.errors}"
+    assert not math["untypeset"], f"{docname}: MathJax left formulas untypeset: {math['untypeset']}"
+    assert not math["errors"], f"{docname}: MathJax could not parse: {math['errors']}"
+    assert not math["raw"], f"{docname}: raw TeX delimiters left in the text: {math['raw']}"
+    if math["count"]:
+        assert math["containers"] >= math["count"], f"{docname}: {math}"
+    broken = [img["src"] for img in images if img["width"] == 0]
+    assert not broken, f"{docname}: images that did not load: {broken}"
+    figures = v.page.locator(".cell_output img").count()
+    if _draws_figures(docname):
+        assert figures, (f"{docname}: its code draws figures but no figure appears in the page "
+                         "(does the kernel use a non-inline backend, e.g. MPLBACKEND=Agg?)")
+
+
+def test_mathjax_is_served_locally(visit):
+    """Is MathJax loaded from the book's own _static folder and actually running?"""
+    v = visit(f"{PAGES[0]}.html")
+    sources = v.page.eval_on_selector_all("script[src]", "els => els.map(e => e.src)")
+    mathjax = [s for s in sources if "mathjax" in s.lower()]
+    assert mathjax, "no MathJax <script> on the first page"
+    assert all(urlsplit(s).hostname == "127.0.0.1" and "/_static/" in s for s in mathjax), mathjax
+    assert v.page.evaluate("async () => { await MathJax.startup.promise; return typeof MathJax.typesetPromise; }") \
+        == "function"
+
+
+def test_search_finds_forget_gate(visit):
+    """Does the built-in search, run in the browser, find the pages about the forget gate?"""
+    v = visit("search.html?q=forget+gate")
+    v.page.wait_for_function(
+        "() => { const s = document.querySelector('#search-results .search-summary, #search-results p');"
+        " return s && /found/i.test(s.textContent); }", timeout=30_000)
+    hrefs = v.page.eval_on_selector_all("#search-results li a", "els => els.map(e => e.getAttribute('href'))")
+    text = v.page.inner_text("#search-results").lower()
+    assert hrefs, f"searching 'forget gate' found nothing: {text[:300]}"
+    assert any("02_lstm" in h for h in hrefs), f"the LSTM chapter is not among the results: {hrefs}"
+    assert "forget gate" in text, f"no result shows the words 'forget gate': {text[:300]}"
+    assert not v.errors and not v.failed and not v.outside, (v.errors, v.failed, v.outside)
