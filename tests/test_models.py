@@ -1,0 +1,130 @@
+"""Tests for course_lib.models: the wrapper around nn.RNN / nn.LSTM / nn.GRU and the small transformer."""
+import pytest
+import torch
+from torch import nn
+
+from course_lib.models import ModelConfig, SequenceModel
+
+RECURRENT = ["rnn", "lstm", "gru"]
+
+
+def _model(kind, **kw):
+    cfg = dict(kind=kind, input_size=3, hidden_size=5, output_size=2)
+    cfg.update(kw)
+    return SequenceModel(ModelConfig(**cfg), seed=0)
+
+
+@pytest.mark.parametrize("kind", RECURRENT)
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_unrolled_loop_matches_pytorch_layer(kind, num_layers):
+    """Does the Python loop through the reference cells give what nn.RNN/LSTM/GRU give, step by step?"""
+    model = _model(kind, num_layers=num_layers, readout="every")
+    x = torch.randn(4, 7, 3)
+    y_loop, hs = model.unrolled(x)
+    torch.testing.assert_close(y_loop, model(x))
+    torch.testing.assert_close(torch.stack(hs, dim=1), model.hidden_states(x))
+    assert len(hs) == 7 and hs[0].shape == (4, 5)
+
+
+@pytest.mark.parametrize("kind", RECURRENT)
+def test_hidden_states_are_the_torch_module_output(kind):
+    """Is the model's state exactly the output of the torch module it wraps, fed the same input?"""
+    model = _model(kind)
+    x = torch.randn(2, 6, 3)
+    reference = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind](3, 5, batch_first=True)
+    reference.load_state_dict({k.replace("core.", ""): v for k, v in model.state_dict().items()
+                               if k.startswith("core.")})
+    out, _ = reference(x)
+    torch.testing.assert_close(model.hidden_states(x), out)
+    torch.testing.assert_close(model(x), model.head(out[:, -1]))
+
+
+@pytest.mark.parametrize("kind", RECURRENT)
+def test_step_by_step_generation_matches_whole_sequence(kind):
+    """Does feeding one input at a time with step() reproduce the whole-sequence outputs?"""
+    model = _model(kind, readout="every", num_layers=2)
+    x = torch.randn(3, 5, 3)
+    state, outs = None, []
+    for x_t in x.unbind(1):
+        y_t, state = model.step(x_t, state)
+        outs.append(y_t)
+    torch.testing.assert_close(torch.stack(outs, dim=1), model(x))
+
+
+def test_token_inputs_are_embedded():
+    """With vocab_size set, does the model take (N, L) ids and return per-step logits?"""
+    model = _model("gru", vocab_size=11, input_size=4, output_size=11, readout="every")
+    ids = torch.randint(0, 11, (2, 9))
+    assert model(ids).shape == (2, 9, 11)
+    torch.testing.assert_close(model(ids), model.head(model.core(model.embed(ids))[0]))
+    with pytest.raises(ValueError, match="token ids"):
+        model(torch.randn(2, 9, 4))
+
+
+def test_transformer_is_causal_and_shaped():
+    """Is the transformer's output at step t blind to inputs after t, as a recurrent model's is?"""
+    model = _model("transformer", hidden_size=8, n_heads=2, readout="every", num_layers=2)
+    x = torch.randn(2, 10, 3)
+    changed = x.clone()
+    changed[:, 6:] += 5.0
+    y, y_changed = model(x), model(changed)
+    assert y.shape == (2, 10, 2)
+    torch.testing.assert_close(y[:, :6], y_changed[:, :6])
+    assert not torch.allclose(y[:, 6:], y_changed[:, 6:])
+
+
+def test_transformer_rejects_sequences_longer_than_its_positions():
+    model = _model("transformer", hidden_size=8, n_heads=2, max_len=4)
+    with pytest.raises(ValueError, match="max_len"):
+        model(torch.randn(1, 5, 3))
+
+
+def test_seed_fixes_initial_weights_without_touching_global_rng():
+    """Same seed, same weights; different seed, different weights; torch's global stream untouched."""
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    a = SequenceModel(ModelConfig(kind="lstm", input_size=2), seed=7)
+    assert torch.equal(torch.rand(3), expected_next)
+    b = SequenceModel(ModelConfig(kind="lstm", input_size=2), seed=7)
+    c = SequenceModel(ModelConfig(kind="lstm", input_size=2), seed=8)
+    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(pa, pb)
+    assert not all(torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(kind="lstmm"), "kind must be one of"),
+    (dict(readout="first"), "readout must be"),
+    (dict(hidden_size=0), "hidden_size must be a positive integer"),
+    (dict(kind="transformer", hidden_size=10, n_heads=4), "divisible by n_heads"),
+])
+def test_config_rejects_bad_values_in_one_sentence(bad, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(**bad)
+
+
+def test_config_is_frozen():
+    cfg = ModelConfig()
+    with pytest.raises(Exception):
+        cfg.hidden_size = 3
+
+
+def test_wrong_input_shape_names_the_expected_shape():
+    model = _model("rnn")
+    with pytest.raises(ValueError, match=r"\(N, L, H_in\) with H_in = 3"):
+        model(torch.randn(2, 6, 4))
+
+
+def test_transformer_cannot_be_unrolled():
+    with pytest.raises(ValueError, match="recurrent"):
+        _model("transformer", hidden_size=8, n_heads=2).unrolled(torch.randn(1, 3, 3))
+
+
+def test_recurrent_init_scale_multiplies_only_the_recurrent_weights():
+    base = SequenceModel(ModelConfig(kind="rnn", input_size=2, hidden_size=4), seed=3)
+    big = SequenceModel(ModelConfig(kind="rnn", input_size=2, hidden_size=4, recurrent_init_scale=3.0), seed=3)
+    torch.testing.assert_close(big.core.weight_hh_l0, 3.0 * base.core.weight_hh_l0)
+    torch.testing.assert_close(big.core.weight_ih_l0, base.core.weight_ih_l0)
+    with pytest.raises(ValueError, match="recurrent kinds"):
+        ModelConfig(kind="transformer", recurrent_init_scale=2.0)
