@@ -9,13 +9,18 @@ many steps before the end of the sequence ``h_t`` was computed:
 An LSTM's inner life: :func:`record_lstm_gates` gives ``i_t, f_t, g_t, o_t, c_t, h_t`` at every step.
 
 Cost: :func:`n_parameters`, :func:`step_time` (one training step), :func:`inference_step_time`
-(one new output given a context), :func:`training_memory` (what training holds in memory),
+(one new output given a context, with or without a transformer's KV cache), :func:`training_memory`
+(what training holds in memory), :func:`training_cost` (both, as a :class:`StepCost`),
 :func:`autograd_nodes` (what an implementation runs: many small operations or one fused kernel).
 
 Solve rates: :func:`solve` trains one model on the adding problem at one length and says whether
-it got below the target; :func:`solve_sweep` repeats it over kinds, lengths and seeds;
+it got below the target; :func:`solve_sweep` repeats it over kinds, lengths and seeds,
+:func:`find_result` picks one run back out and :func:`summarize` groups them;
 :func:`length_generalization` scores a trained model on longer sequences than it saw;
 :func:`clipping_runs` trains RNNs in the exploding regime with and without gradient clipping.
+
+Reading the numbers: :func:`share_at_lag` (how much of a gradient is left k steps back),
+:func:`format_span` (a range of ratios, as the verdicts write it), :func:`format_table`.
 """
 from __future__ import annotations
 
@@ -35,9 +40,10 @@ from course_lib.train import History, Task, adding_task, evaluate, loss_fn, trai
 
 __all__ = [
     "GateRecord", "record_lstm_gates",
-    "grad_norms_by_lag", "jacobian_norms_by_lag",
+    "grad_norms_by_lag", "jacobian_norms_by_lag", "share_at_lag",
     "n_parameters", "step_time", "inference_step_time", "autograd_nodes", "MemoryUse", "training_memory",
-    "SolveResult", "solve", "solve_sweep", "Summary", "summarize", "format_table",
+    "StepCost", "training_cost",
+    "SolveResult", "solve", "solve_sweep", "find_result", "Summary", "summarize", "format_table", "format_span",
     "length_generalization", "ClipRun", "clipping_runs",
 ]
 
@@ -137,6 +143,20 @@ def jacobian_norms_by_lag(model: SequenceModel, x: Tensor) -> Tensor:
     return torch.stack(norms).flip(0).detach()
 
 
+def share_at_lag(norms: Tensor | Sequence[float], lag: int) -> float:
+    """``norms[lag] / norms[0]``: the share of the error signal still left ``lag`` steps back.
+
+    ``norms`` is indexed by lag, as :func:`grad_norms_by_lag` and :func:`jacobian_norms_by_lag`
+    return it. Example: norms ``[2.0, 1.0, 0.02]`` keep 0.5 of the signal at lag 1 and 0.01 at lag 2.
+    """
+    values = [float(v) for v in norms]
+    if isinstance(lag, bool) or not isinstance(lag, int) or not 0 <= lag < len(values):
+        raise ValueError(f"lag must be an integer in 0..{len(values) - 1}, got {lag!r}")
+    if values[0] == 0:
+        raise ValueError("norms[0] is 0: there is no signal at lag 0 to take a share of")
+    return values[lag] / values[0]
+
+
 # ---------------------------------------------------------------------------------------- cost
 def n_parameters(module: nn.Module) -> int:
     """The number of trainable numbers in ``module``: ``sum(p.numel())`` over its parameters."""
@@ -199,15 +219,24 @@ def step_time(model: nn.Module, x: Tensor, y: Tensor, *, repeats: int = 5, warmu
 
 
 @torch.no_grad()
-def inference_step_time(model: SequenceModel, context_len: int, *, repeats: int = 20, warmup: int = 2,
-                        clock: str = "cpu") -> float:
+def inference_step_time(model: SequenceModel, context_len: int, *, kv_cache: bool = False, repeats: int = 20,
+                        warmup: int = 2, clock: str = "cpu") -> float:
     """Median seconds to produce the output for one new input after ``context_len`` inputs (batch 1).
 
-    A recurrent model carries its state: one :meth:`SequenceModel.step`, whatever the context.
-    The transformer (``nn.TransformerEncoder`` keeps no cache of past keys and values) reruns
-    on the whole prefix of ``context_len + 1`` inputs.
+    Only that one output is timed; the context is fed beforehand, with seeded random inputs.
+
+    - A recurrent model carries its state: one :meth:`SequenceModel.step`, whatever the context.
+    - A transformer with ``kv_cache=False`` reruns ``forward`` on the whole prefix of
+      ``context_len + 1`` inputs (``nn.TransformerEncoder`` keeps no cache of past keys and values).
+    - A transformer with ``kv_cache=True`` first steps through the context to fill a
+      :class:`~course_lib.models.KVCache`, then the timed call is one :meth:`SequenceModel.step`:
+      the newest position attends over the ``context_len`` cached keys and values.
     """
     cfg = model.config
+    if isinstance(context_len, bool) or not isinstance(context_len, int) or context_len < 0:
+        raise ValueError(f"context_len must be a non-negative integer, got {context_len!r}")
+    if kv_cache and model.kind != "transformer":
+        raise ValueError(f"kv_cache=True applies to a transformer; a {model.kind} model carries its state anyway")
     if model.kind == "transformer" and context_len + 1 > cfg.max_len:
         raise ValueError(f"context_len + 1 = {context_len + 1} exceeds this transformer's max_len={cfg.max_len}")
     gen = torch.Generator().manual_seed(0)
@@ -218,9 +247,9 @@ def inference_step_time(model: SequenceModel, context_len: int, *, repeats: int 
     was_training = model.training
     model.eval()
     try:
-        if model.kind == "transformer":
+        if model.kind == "transformer" and not kv_cache:
             return _median_time(lambda: model(xs), repeats, warmup, clock)
-        state = None
+        state = None                                              # the recurrent state, or the KV cache
         for x_t in xs[:, :context_len].unbind(1):
             _, state = model.step(x_t, state)
         last = xs[:, context_len]
@@ -288,6 +317,36 @@ def training_memory(model: nn.Module, x: Tensor, y: Tensor, *, implementation: s
     return MemoryUse(activations=sum(seen.values()), parameters=p_bytes, gradients=p_bytes, optimizer=2 * p_bytes)
 
 
+class StepCost(NamedTuple):
+    """What one training step costs: seconds (:func:`step_time`) and bytes held (:func:`training_memory`)."""
+
+    seconds: float
+    memory: float
+
+    def relative_to(self, base: StepCost) -> StepCost:
+        """This cost in units of ``base``'s: ``(seconds / base.seconds, memory / base.memory)``.
+
+        ``StepCost(0.4, 800).relative_to(StepCost(0.1, 200))`` is ``StepCost(4.0, 4.0)``.
+        """
+        if not isinstance(base, StepCost):
+            raise TypeError(f"expected a StepCost to compare with, got {type(base).__name__}")
+        if base.seconds <= 0 or base.memory <= 0:
+            raise ValueError(f"the base cost must be positive in both fields, got {base}")
+        return StepCost(self.seconds / base.seconds, self.memory / base.memory)
+
+
+def training_cost(model: nn.Module, x: Tensor, y: Tensor, *, repeats: int = 5,
+                  implementation: str = "torch") -> StepCost:
+    """The time (:func:`step_time`, median CPU seconds) and the memory (:func:`training_memory`,
+    total bytes) of one training step on ``(x, y)``; ``implementation`` as in :func:`step_time`.
+
+    The model's weights change during the measurement (it trains on the batch).
+    """
+    seconds = step_time(model, x, y, repeats=repeats, implementation=implementation)
+    memory = training_memory(model, x, y, implementation=implementation).total
+    return StepCost(seconds, memory)
+
+
 # --------------------------------------------------------------------------------- solve rates
 @dataclass(frozen=True)
 class SolveResult:
@@ -352,6 +411,19 @@ class Summary:
     steps: float           # median steps taken
     cpu_seconds: float     # median CPU seconds of training
 
+    @property
+    def solve_rate(self) -> float:
+        """The share of runs that reached the target, ``solved / runs``: 1.0 means every seed did."""
+        return self.solved / self.runs
+
+
+def find_result(results: Sequence[SolveResult], kind: str, length: int, seed: int = 0) -> SolveResult:
+    """The run of ``kind`` at ``length`` with ``seed`` among ``results`` (as :func:`solve_sweep` returns them)."""
+    for r in results:
+        if (r.kind, r.length, r.seed) == (kind, length, seed):
+            return r
+    raise ValueError(f"no run of kind={kind!r}, length={length}, seed={seed} among these {len(results)} results")
+
 
 def summarize(results: Sequence[SolveResult]) -> dict[tuple[str, int], Summary]:
     """Group :class:`SolveResult` s by (kind, length), in the order they first appear."""
@@ -378,6 +450,16 @@ def format_table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> st
              for row in text]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def format_span(ratios: Sequence[float], digits: int = 1) -> str:
+    """A range of ratios as the verdicts write it: ``"0.4-0.5x"``, or ``"4.0x"`` when both ends
+    agree at ``digits`` decimals. ``format_span([0.42, 0.47])`` is ``"0.4-0.5x"``."""
+    values = [float(r) for r in ratios]
+    if not values:
+        raise ValueError("format_span needs at least one ratio")
+    lo, hi = f"{min(values):.{digits}f}", f"{max(values):.{digits}f}"
+    return f"{lo}x" if lo == hi else f"{lo}-{hi}x"
 
 
 @dataclass(frozen=True)

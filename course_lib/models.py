@@ -21,8 +21,9 @@ Two readouts:
 Besides the fast ``forward`` (PyTorch's own layers), :meth:`SequenceModel.unrolled` runs the
 same weights through the reference cells of :mod:`course_lib.reference` in a Python loop over
 time and hands back every ``h_t`` as a tensor in the autograd graph, so that ``dL/dh_t`` can be
-measured (:mod:`course_lib.measure`). :meth:`SequenceModel.step` advances a recurrent model by
-one input, the way it runs when it generates.
+measured (:mod:`course_lib.measure`). :meth:`SequenceModel.step` advances a model by one input,
+the way it runs when it generates: a recurrent model carries its state ``h_t`` (and ``c_t``), a
+transformer carries a :class:`KVCache` of the keys and values of every earlier position.
 
 Shapes use the legend of :mod:`course_lib.reference.cells`: N batch, L length, H_in input size,
 H hidden size, and O output size.
@@ -30,21 +31,43 @@ H hidden size, and O output size.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from course_lib.reference import gru_cell, lstm_cell, rnn_cell, weights_of
+from course_lib.reference import gru_cell, lstm_cell, rnn_cell, scaled_dot_product_attention, weights_of
 
-__all__ = ["KINDS", "RECURRENT_KINDS", "ModelConfig", "SequenceModel", "State"]
+__all__ = ["KINDS", "RECURRENT_KINDS", "KVCache", "ModelConfig", "SequenceModel", "State"]
 
 RECURRENT_KINDS = ("rnn", "lstm", "gru")
 KINDS = RECURRENT_KINDS + ("transformer",)
 READOUTS = ("last", "every")
 
-#: A recurrent state: ``h`` (layers, N, H) for the RNN and GRU, ``(h, c)`` for the LSTM.
-State = Union[Tensor, tuple[Tensor, Tensor]]
+
+
+class KVCache(NamedTuple):
+    """What a transformer carries from one generated position to the next: the keys and values
+    of every earlier position, one ``(K, V)`` pair per layer, each (N, heads, t, d_head).
+
+    A causal mask guarantees that appending a position never changes the keys and values of
+    the earlier ones, so they can be kept instead of recomputed. The cache grows by one position
+    per step: ``2 * d_model`` numbers per layer and sequence. A step returns a new, longer cache
+    and leaves the old one as it was; appending with ``torch.cat`` copies it, O(t d) per step like
+    the attention over it (serving systems preallocate the cache and write in place instead).
+    """
+
+    layers: tuple[tuple[Tensor, Tensor], ...]
+
+    @property
+    def length(self) -> int:
+        """t, the number of positions cached so far."""
+        return self.layers[0][0].shape[2] if self.layers else 0
+
+
+#: What :meth:`SequenceModel.step` carries: ``h`` (layers, N, H) for the RNN and GRU,
+#: ``(h, c)`` for the LSTM, a :class:`KVCache` for the transformer.
+State = Union[Tensor, tuple[Tensor, Tensor], KVCache]
 
 
 @dataclass(frozen=True)
@@ -227,16 +250,74 @@ class SequenceModel(nn.Module):
         return inp, new_state
 
     def step(self, x_t: Tensor, state: State | None = None) -> tuple[Tensor, State]:
-        """Advance a recurrent model by one input, as it runs when it generates.
+        """Advance the model by one input, as it runs when it generates.
 
-        ``x_t`` (N, H_in) floats or (N,) token ids; ``state`` as PyTorch's layer returns it
-        (``h`` or ``(h, c)``, each (layers, N, H); None for zeros). Returns ``(y_t, state)``
-        with ``y_t`` (N, O).
-        The cost of one step does not depend on how many steps came before.
+        ``x_t`` (N, H_in) floats or (N,) token ids; ``state`` as the previous call returned it
+        (None at the start). Returns ``(y_t, state)`` with ``y_t`` (N, O), the output at the
+        newest position: ``forward(prefix)[:, -1]`` with ``readout="every"``.
+
+        - Recurrent kinds: ``state`` is PyTorch's layer state, ``h`` or ``(h, c)``, each
+          (layers, N, H). The cost of one step does not depend on how many steps came before.
+        - ``kind="transformer"``: ``state`` is a :class:`KVCache`. One generation step attends
+          the newest position over the cached keys and values and appends its own to them
+          (:meth:`_transformer_step`); the cost grows with the cache, O(d^2 + t d) per layer
+          after t positions, instead of rerunning the whole prefix.
         """
         if self.kind == "transformer":
-            raise ValueError("a transformer has no recurrent state to step; run it on the whole prefix")
+            if state is not None and not isinstance(state, KVCache):
+                raise TypeError(f"a transformer steps with a KVCache (or None at the start), "
+                                f"got {type(state).__name__}")
+            return self._transformer_step(x_t, state)
+        if isinstance(state, KVCache):
+            raise TypeError(f"a {self.kind} model carries its recurrent state h (or (h, c)), not a KVCache")
         if self.config.vocab_size:
             x_t = self.embed(x_t)                                  # (N, H_in)
         out, state = self.core(x_t.unsqueeze(1), state)            # out (N, 1, H), PyTorch's layer
         return self.head(out[:, 0]), state
+
+    def _transformer_step(self, x_t: Tensor, cache: KVCache | None) -> tuple[Tensor, KVCache]:
+        r"""One generation step of the transformer at position t = ``cache.length``.
+
+        The newest position enters as ``z_t = W_in x_t + p_t`` and goes through every pre-norm
+        layer; in each, with ``u = LayerNorm_1(z_t)``, per head::
+
+            q_t, k_t, v_t = W_q u, W_k u, W_v u              # the newest position's views
+            K = [K_cache; k_t],  V = [V_cache; v_t]          # append to the cache: (t+1, d_head)
+            a_t = softmax(q_t K^T / sqrt(d_head)) V          # attend over positions 0..t
+            z_t <- z_t + W_o [a_t of every head]
+            z_t <- z_t + W_2 relu(W_1 LayerNorm_2(z_t))
+
+        No mask is needed: the cache holds earlier positions only, which is exactly what the
+        causal mask of :meth:`hidden_states` lets position t see. Returns ``(y_t, longer cache)``.
+        """
+        cfg = self.config
+        t = 0 if cache is None else cache.length
+        if t >= cfg.max_len:
+            raise ValueError(f"position {t} exceeds this transformer's max_len={cfg.max_len}")
+        if cfg.vocab_size:
+            if x_t.dim() != 1 or x_t.dtype not in (torch.int64, torch.int32):
+                raise ValueError(f"this model embeds token ids: expected an integer tensor (N,), "
+                                 f"got {x_t.dtype} of shape {tuple(x_t.shape)}")
+            x_t = self.embed(x_t)                                  # (N, H_in)
+        elif x_t.dim() != 2 or x_t.shape[-1] != cfg.input_size or not x_t.is_floating_point():
+            raise ValueError(f"expected a float tensor (N, H_in) with H_in = {cfg.input_size}, "
+                             f"got {x_t.dtype} of shape {tuple(x_t.shape)}")
+        z = (self.proj(x_t) + self.pos.weight[t]).unsqueeze(1)     # (N, 1, D)
+        N, _, D = z.shape
+        heads = cfg.n_heads
+        new_layers = []
+        for index, layer in enumerate(self.core.layers):
+            attn = layer.self_attn
+            qkv = nn.functional.linear(layer.norm1(z), attn.in_proj_weight, attn.in_proj_bias)  # (N, 1, 3D)
+            q, k, v = (part.view(N, 1, heads, D // heads).transpose(1, 2)
+                       for part in qkv.chunk(3, dim=-1))           # each (N, heads, 1, d_head)
+            if cache is not None:
+                K_cache, V_cache = cache.layers[index]             # each (N, heads, t, d_head)
+                k = torch.cat([K_cache, k], dim=2)                 # (N, heads, t+1, d_head)
+                v = torch.cat([V_cache, v], dim=2)
+            a = scaled_dot_product_attention(q, k, v)              # (N, heads, 1, d_head)
+            z = z + attn.out_proj(a.transpose(1, 2).reshape(N, 1, D))  # (N, 1, D)
+            z = z + layer.linear2(layer.activation(layer.linear1(layer.norm2(z))))
+            new_layers.append((k, v))
+        z = self.core.norm(z)                                      # (N, 1, D)
+        return self.head(z[:, 0]), KVCache(tuple(new_layers))      # (N, O)

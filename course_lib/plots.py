@@ -211,16 +211,18 @@ def plot_vs_length(results: Sequence, *, hlines: Mapping[str, float] | None = No
 
 def plot_cost(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str, ylabel: str,
               log_x: bool = False, log_y: bool = True, hlines: Mapping[str, float] | None = None,
+              linestyles: Mapping[str, str] | None = None,
               ax: Axes | None = None, title: str | None = None) -> Figure:
     """A measured quantity against a size, one line per entry (label -> (sizes, values)).
 
     Used for costs (seconds, bytes) and for scores against a size; ``hlines`` as in
-    :func:`plot_learning_curves`.
+    :func:`plot_learning_curves`. A label naming a kind takes its colour; ``linestyles``
+    (label -> ``"--"``, ``":"``, ...) tells apart two lines of the same kind, solid otherwise.
     """
     fig, ax, owned = _axes(ax)
     for label, (xs, ys) in series.items():
         ax.plot(_as_array(xs), _as_array(ys), marker="o", linewidth=LINEWIDTH, label=_display(label),
-                color=_color(label))
+                color=_color(label), linestyle=(linestyles or {}).get(label, "-"))
     _hlines(ax, hlines)
     if log_x:
         _log_x_at(ax, [v for xs, _ in series.values() for v in _as_array(xs)])

@@ -122,16 +122,19 @@ def test_n_parameters_against_the_textbook_formula():
         assert n_parameters(model) == blocks * block + head
 
 
+class Scale(nn.Module):
+    """exp(x * w) with five weights: small enough to count its memory by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(5))
+
+    def forward(self, x):
+        return torch.exp(x * self.w)
+
+
 def test_training_memory_counts_saved_tensors_by_hand():
     """exp(x * w) against a target: autograd keeps x (for dw), exp's output and the target: 3 x (3x5) floats."""
-    class Scale(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = nn.Parameter(torch.ones(5))
-
-        def forward(self, x):
-            return torch.exp(x * self.w)
-
     use = training_memory(Scale(), torch.randn(3, 5), torch.randn(3, 5))
     assert use.activations == 3 * 15 * 4
     assert (use.parameters, use.gradients, use.optimizer) == (20, 20, 40)
@@ -152,6 +155,92 @@ def test_timers_return_positive_seconds_and_refuse_unknown_clocks():
     assert inference_step_time(_model("transformer", hidden=8, n_heads=2), 4, repeats=2) > 0
     with pytest.raises(ValueError, match="clock must be"):
         step_time(model, x, y, clock="gpu")
+
+
+def _record_steps(model, monkeypatch):
+    """Replace model.step by a wrapper that records how long a cache (or None) each call was given."""
+    seen, step = [], model.step
+
+    def recording_step(x_t, state=None):
+        seen.append(0 if state is None else state.length)
+        return step(x_t, state)
+
+    monkeypatch.setattr(model, "step", recording_step)
+    return seen
+
+
+def test_kv_cached_inference_times_one_step_over_the_full_cache(monkeypatch):
+    """With kv_cache=True, is the context fed step by step and then only steps over all of it timed?"""
+    model = _model("transformer", hidden=8, n_heads=2)
+    seen = _record_steps(model, monkeypatch)
+    assert inference_step_time(model, 5, kv_cache=True, repeats=2, warmup=1) > 0
+    assert seen == [0, 1, 2, 3, 4] + [5, 5, 5]          # 5 context steps, then warmup + 2 timed, cache of 5
+
+
+def test_inference_without_cache_reruns_the_whole_prefix(monkeypatch):
+    """With kv_cache=False, does every timed call run forward on all context_len + 1 inputs, and never step?"""
+    model = _model("transformer", hidden=8, n_heads=2)
+    seen = _record_steps(model, monkeypatch)
+    lengths, forward = [], model.forward
+
+    def recording_forward(x):
+        lengths.append(x.shape[1])
+        return forward(x)
+
+    monkeypatch.setattr(model, "forward", recording_forward)
+    inference_step_time(model, 5, repeats=2, warmup=1)
+    assert seen == [] and lengths == [6, 6, 6]
+
+
+def test_inference_step_time_refuses_a_cache_for_recurrent_models_and_bad_contexts():
+    with pytest.raises(ValueError, match="kv_cache=True applies to a transformer"):
+        inference_step_time(_model("lstm"), 4, kv_cache=True)
+    with pytest.raises(ValueError, match="context_len must be a non-negative integer"):
+        inference_step_time(_model("lstm"), -1)
+    with pytest.raises(ValueError, match="exceeds this transformer's max_len=4"):
+        inference_step_time(_model("transformer", hidden=8, n_heads=2, max_len=4), 4, kv_cache=True)
+
+
+def test_step_cost_relative_to_divides_field_by_field():
+    """An LSTM step of 0.4 s and 800 B against an RNN step of 0.1 s and 200 B is 4x in both."""
+    from course_lib.measure import StepCost
+
+    ratio = StepCost(0.4, 800).relative_to(StepCost(0.1, 200))
+    assert ratio == pytest.approx((4.0, 4.0)) and isinstance(ratio, StepCost)
+    assert StepCost(0.1, 300).relative_to(StepCost(0.2, 200)) == pytest.approx((0.5, 1.5))
+    with pytest.raises(ValueError, match="must be positive"):
+        StepCost(1.0, 1).relative_to(StepCost(0.0, 1))
+
+
+def test_training_cost_pairs_step_time_with_the_hand_counted_memory():
+    """The Scale module holds 180 B of activations and 80 B of weights, gradients and Adam moments."""
+    from course_lib.measure import training_cost
+
+    cost = training_cost(Scale(), torch.randn(3, 5), torch.randn(3, 5), repeats=2)
+    assert cost.memory == 260 and cost.seconds >= 0
+
+
+# ---------------------------------------------------------------------------------- reading numbers
+def test_share_at_lag_divides_by_the_signal_at_lag_zero():
+    from course_lib.measure import share_at_lag
+
+    assert share_at_lag([2.0, 1.0, 0.02], 1) == pytest.approx(0.5)
+    assert share_at_lag(torch.tensor([2.0, 1.0, 0.02]), 2) == pytest.approx(0.01)
+    assert share_at_lag([3.0], 0) == 1.0
+    with pytest.raises(ValueError, match=r"lag must be an integer in 0\.\.2"):
+        share_at_lag([2.0, 1.0, 0.02], 3)
+    with pytest.raises(ValueError, match="no signal at lag 0"):
+        share_at_lag([0.0, 1.0], 1)
+
+
+def test_format_span_writes_a_range_or_one_ratio():
+    from course_lib.measure import format_span
+
+    assert format_span([0.42, 0.47]) == "0.4-0.5x"
+    assert format_span([3.96, 4.04]) == "4.0x"               # both ends round to the same digits
+    assert format_span([0.75, 0.5, 0.6], digits=2) == "0.50-0.75x"
+    with pytest.raises(ValueError, match="at least one ratio"):
+        format_span([])
 
 
 # ---------------------------------------------------------------------------------------- solve
@@ -203,6 +292,17 @@ def test_summarize_takes_medians_per_kind_and_length():
     assert list(table) == [("lstm", 10), ("rnn", 10)]
     s = table[("lstm", 10)]
     assert (s.runs, s.solved, s.loss, s.steps) == (3, 2, 0.003, 300)
+    assert s.solve_rate == pytest.approx(2 / 3) and table[("rnn", 10)].solve_rate == 0.0
+
+
+def test_find_result_picks_the_run_by_kind_length_and_seed():
+    from course_lib.measure import find_result
+
+    results = [_result("lstm", 10, 0, 0.1), _result("lstm", 10, 1, 0.2), _result("gru", 10, 0, 0.3)]
+    assert find_result(results, "lstm", 10, seed=1).loss == 0.2
+    assert find_result(results, "gru", 10).loss == 0.3
+    with pytest.raises(ValueError, match="no run of kind='rnn', length=10, seed=0"):
+        find_result(results, "rnn", 10)
 
 
 def test_format_table_pads_columns_and_checks_row_length():

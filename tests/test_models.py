@@ -128,3 +128,57 @@ def test_recurrent_init_scale_multiplies_only_the_recurrent_weights():
     torch.testing.assert_close(big.core.weight_ih_l0, base.core.weight_ih_l0)
     with pytest.raises(ValueError, match="recurrent kinds"):
         ModelConfig(kind="transformer", recurrent_init_scale=2.0)
+
+
+# ------------------------------------------------------------------ transformer generation with a KV cache
+@pytest.mark.parametrize("vocab_size", [None, 11])
+def test_cached_transformer_step_equals_forward_on_the_prefix(vocab_size):
+    """Does one cached step give what PyTorch's encoder gives on the whole prefix, at every position?"""
+    model = _model("transformer", hidden_size=8, n_heads=2, num_layers=2, readout="every", vocab_size=vocab_size)
+    x = torch.randint(0, 11, (2, 9)) if vocab_size else torch.randn(2, 9, 3)
+    cache = None
+    for t in range(9):
+        y_t, cache = model.step(x[:, t], cache)
+        assert y_t.shape == (2, 2)
+        if t in (0, 1, 4, 8):
+            torch.testing.assert_close(y_t, model(x[:, :t + 1])[:, -1], rtol=1e-5, atol=1e-5)
+
+
+def test_cached_step_of_a_last_readout_transformer_is_its_forward():
+    """With readout="last", forward(prefix) is one output per sequence; the cached step must equal it."""
+    model = _model("transformer", hidden_size=8, n_heads=4, readout="last")
+    x = torch.randn(3, 5, 3)
+    cache = None
+    for t in range(5):
+        y_t, cache = model.step(x[:, t], cache)
+    torch.testing.assert_close(y_t, model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_kv_cache_grows_by_one_position_per_step_and_keeps_the_earlier_ones():
+    """After t steps, does every layer hold t keys and t values, the first t-1 unchanged by the new step?"""
+    model = _model("transformer", hidden_size=8, n_heads=2, num_layers=3, readout="every")
+    x = torch.randn(2, 4, 3)
+    _, cache = model.step(x[:, 0])
+    assert cache.length == 1 and len(cache.layers) == 3
+    for t in range(1, 4):
+        _, longer = model.step(x[:, t], cache)
+        assert longer.length == t + 1
+        for (K, V), (K_new, V_new) in zip(cache.layers, longer.layers):
+            assert K_new.shape == V_new.shape == (2, 2, t + 1, 4)       # (N, heads, t+1, d_head)
+            assert torch.equal(K_new[:, :, :t], K) and torch.equal(V_new[:, :, :t], V)
+        cache = longer
+
+
+def test_transformer_step_refuses_a_recurrent_state_and_positions_past_max_len():
+    model = _model("transformer", hidden_size=8, n_heads=2, max_len=2)
+    x_t = torch.randn(1, 3)
+    with pytest.raises(TypeError, match="KVCache"):
+        model.step(x_t, torch.zeros(1, 1, 8))
+    _, cache = model.step(x_t)
+    _, cache = model.step(x_t, cache)
+    with pytest.raises(ValueError, match="max_len=2"):
+        model.step(x_t, cache)
+    with pytest.raises(ValueError, match=r"\(N, H_in\) with H_in = 3"):
+        model.step(torch.randn(1, 4))
+    with pytest.raises(TypeError, match="not a KVCache"):
+        _model("lstm").step(torch.randn(1, 3), cache)

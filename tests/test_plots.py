@@ -81,6 +81,18 @@ def test_cost_one_line_per_series():
     assert ax.get_lines()[1].get_color() == COLORS["transformer"]
 
 
+def test_cost_tells_two_lines_of_one_kind_apart_by_linestyle():
+    """Recomputing and cached transformers share the kind's colour: is the one given a style dashed, the other solid?"""
+    series = {"transformer (recompute)": ([10, 100], [1e-3, 1e-1]),
+              "transformer (KV cache)": ([10, 100], [1e-3, 2e-3])}
+    fig = plot_cost(series, xlabel="context length", ylabel="seconds",
+                    linestyles={"transformer (KV cache)": "--"})
+    solid, dashed = fig.axes[0].get_lines()
+    assert solid.get_color() == dashed.get_color() == COLORS["transformer"]
+    assert (solid.get_linestyle(), dashed.get_linestyle()) == ("-", "--")
+    assert dashed.get_label() == "Transformer (KV cache)"
+
+
 def test_plots_draw_into_a_given_axes():
     fig, ax = plt.subplots()
     assert plot_grad_norms({"gru": [1.0, 0.5]}, ax=ax) is fig
