@@ -1,0 +1,14 @@
+"""Trusted grading: the grade is decided by code that never runs the student's code.
+
+nbgrader normally runs a student's notebook and the instructor's test cells in one kernel, so the
+student can replace anything the tests use. Here the student's cells run in a sandboxed child
+process and only plain arrays come back; the real checkers of :mod:`course_lib.checkers` run in the
+trusted process on those arrays, with an extra secret seed per graded part.
+
+- :mod:`.protocol`         the wire format: a JSON header + ``.npy`` blobs, never pickles
+- :mod:`.sandbox`          limits, namespaces, unprivileged user, scrubbed environment; the zygote handle
+- :mod:`.child`            the untrusted side: the zygote and the worker that runs the student's cells
+- :mod:`.remote`           a worker session and ``RemoteFunction``, the proxy a checker calls
+- :mod:`.trusted`          reads the instructor's test cells, runs the checkers, scans for forbidden shortcuts
+- :mod:`.nbgrader_plugin`  ``TrustedExecute``, the nbgrader preprocessor that replaces ``Execute``
+"""

@@ -1,0 +1,344 @@
+"""``TrustedExecute``: the nbgrader preprocessor that grades without running student code in-process.
+
+It takes the place of nbgrader's ``Execute`` in ``c.Autograde.autograde_preprocessors``. nbgrader's
+sanitize step has already restored the instructor's test cells, points and ids from the gradebook;
+this preprocessor then, for each autograded test cell,
+
+1. reads the instructor's source of the cell from the gradebook and parses its checker calls;
+2. refuses the part if the student's code reaches a forbidden shortcut (``forbidden``), with the
+   reason in the cell's output and in the gradebook comment of the student's answer cell;
+3. otherwise runs the checks in this process against a fresh sandboxed worker that ran the code
+   cells above the test cell, as a kernel would have by then (:func:`.trusted.grade_part`), with one
+   extra secret seed;
+4. writes the cell's outputs: the checkers' lines on success, ONE error output on failure.
+
+nbgrader's ``SaveAutoGrades`` then turns outputs into scores as usual (an error output is 0).
+Every other code cell gets the error (if any) it raised in the worker; nothing else of the
+student's run is shown. A log of every decision, with the secret seeds, goes to the nbgrader log and
+to ``<autograded>/trusted_grading.log``.
+"""
+from __future__ import annotations
+
+import ast
+import atexit
+import contextlib
+import datetime
+import importlib
+import os
+import shutil
+import time
+from typing import Any
+
+import nbformat
+from nbconvert.exporters.exporter import ResourcesDict
+from nbformat.notebooknode import NotebookNode
+from traitlets import Dict, Float, Integer, List, Unicode
+
+from nbgrader import utils
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+from . import sandbox, trusted
+from .remote import CellPlan
+from .sandbox import Limits, Zygote
+
+__all__ = ["TrustedExecute", "RestoreCellMetadata"]
+
+_ZYGOTE: dict[str, Any] = {"key": None, "zygote": None}
+
+
+def _shared_zygote(limits: Limits, hide: list[str], keep: list[str], preload: list[str], log) -> Zygote:
+    """One zygote per grading run (it is slow to start: it imports torch), restarted if its settings change."""
+    key = (limits, tuple(hide), tuple(keep))
+    if _ZYGOTE["key"] != key or _ZYGOTE["zygote"] is None:
+        if _ZYGOTE["zygote"] is not None:
+            _ZYGOTE["zygote"].close()
+        _ZYGOTE["zygote"] = Zygote(limits, hide=hide, keep=keep, preload=preload)
+        _ZYGOTE["key"] = key
+    zygote = _ZYGOTE["zygote"]
+    if not zygote.alive:
+        log.info("Starting the grading sandbox (it imports %s once)", ", ".join(preload))
+        zygote.ensure()
+        for line in zygote.report:
+            (log.warning if line.startswith("NOT") else log.info)("sandbox: %s", line)
+    missing = [m for m in preload if m not in zygote.preload]
+    if missing:
+        zygote.import_modules(missing)
+        zygote.preload += missing
+    return zygote
+
+
+@atexit.register
+def _close_zygote() -> None:
+    if _ZYGOTE["zygote"] is not None:
+        _ZYGOTE["zygote"].close()
+
+
+class TrustedExecute(NbGraderPreprocessor):
+    """Grade test cells with the course's checkers in this process; run student cells only in the sandbox."""
+
+    call_timeout = Float(60.0, help="Seconds one call of a student's function may take.").tag(config=True)
+    cell_timeout = Float(120.0, help="Seconds one notebook cell may take in the sandbox before it is "
+                                     "stopped and skipped.").tag(config=True)
+    cpu_seconds = Integer(600, help="CPU seconds for one graded part's process (RLIMIT_CPU).").tag(config=True)
+    memory_bytes = Integer(6 * 2**30, help="Address space of that process (RLIMIT_AS).").tag(config=True)
+    processes = Integer(64, help="Processes and threads of the sandbox user (RLIMIT_NPROC).").tag(config=True)
+    file_bytes = Integer(64 * 2**20, help="Largest file the student's code may write (RLIMIT_FSIZE).").tag(config=True)
+    user = Unicode("nobody", help="Unprivileged user the student's code runs as when grading runs as root.").tag(
+        config=True)
+    hide_paths = List(Unicode(), help="More paths the student's code must not see (the course root, the "
+                                      "gradebook and the grader's home are always hidden).").tag(config=True)
+    preloadable = List(Unicode(), ["numpy", "torch", "keras", "matplotlib", "matplotlib.pyplot", "course_lib",
+                                   "course_lib.checkers", "course_lib.data"],
+                       help="Modules the sandbox may import once, before forking, when the instructor's cells "
+                            "import them.").tag(config=True)
+    forbidden = Dict(help="{assignment: [names]}: shortcuts an assignment forbids: 'nn.LSTMCell' (a dotted name, "
+                          "resolved through the notebook's imports), 'eval' (a bare name), '.backward' (any "
+                          "method of that name). A part whose code reaches one scores 0.").tag(config=True)
+    forbidden_everywhere = List(Unicode(), ["course_lib.reference", "eval", "exec"],
+                                help="Shortcuts forbidden in every assignment (the notebooks say so).").tag(config=True)
+    log_name = Unicode("trusted_grading.log", help="Log file in the autograded directory.").tag(config=True)
+    checkers_module = Unicode("course_lib.checkers", help="The module whose check_* functions test cells call "
+                                                          "as `checkers.check_*`.").tag(config=True)
+
+    # ------------------------------------------------------------------------------------- entry
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
+        info = resources["nbgrader"]
+        coursedir = CourseDirectory(config=self.config)
+        dest = coursedir.format_path(coursedir.autograded_directory, info["student"], info["assignment"])
+        with _absent_while_grading(dest):
+            return self._grade(nb, resources, coursedir)
+
+    def _grade(self, nb: NotebookNode, resources: ResourcesDict,
+               coursedir: CourseDirectory) -> tuple[NotebookNode, ResourcesDict]:
+        info = resources["nbgrader"]
+        assignment, notebook_id, student = info["assignment"], info["notebook"], info["student"]
+        tests = self._instructor_cells(info["db_url"], notebook_id, assignment)
+        limits = Limits(call_timeout=self.call_timeout, cell_timeout=self.cell_timeout,
+                        cpu_seconds=self.cpu_seconds, memory_bytes=self.memory_bytes, processes=self.processes,
+                        file_bytes=self.file_bytes, user=self.user)
+
+        test_idx = {i: _grade_id(c) for i, c in enumerate(nb.cells)
+                    if c.cell_type == "code" and utils.is_grade(c) and not utils.is_solution(c)
+                    and _grade_id(c) in tests}
+        code = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code" and i not in test_idx]
+        if not test_idx:                            # nothing to autograde: no sandbox needed
+            for cell in nb.cells:
+                if cell.cell_type == "code":
+                    cell.outputs = []
+            return nb, resources
+        calls = {gid: trusted.parse_test_cell(tests[gid], gid) for gid in test_idx.values()}
+
+        instructor = self._instructor_sources(coursedir, assignment, notebook_id)
+        student_code = [(i, src) for i, src in code
+                        if utils.is_solution(nb.cells[i]) or src.strip() not in instructor]
+        graded_names = {gid: sorted({n for c in cs for n in c.student_names()}) for gid, cs in calls.items()}
+        patterns = list(self.forbidden_everywhere) + list(self.forbidden.get(assignment, []))
+        violations = trusted.policy_findings(student_code, graded_names, patterns, [src for _, src in code],
+                                             everywhere=list(self.forbidden_everywhere))
+
+        hide = [coursedir.root, *sandbox.default_hidden(), *self.hide_paths, *self._db_file(info["db_url"])]
+        zygote = _shared_zygote(limits, hide, sandbox.python_paths(), self._preload(instructor), self.log)
+        plan = CellPlan()
+        lines = [f"{student}/{assignment}/{notebook_id}: {len(test_idx)} graded parts, "
+                 f"{len(code)} other code cells (each part's sandbox runs those above its test cell)"]
+        checkers = importlib.import_module(self.checkers_module)
+        comments: dict[str, list[str]] = {}
+        for index, gid in test_idx.items():
+            cell = nb.cells[index]
+            if gid in violations:
+                found = violations[gid]
+                message = (f"{', '.join(graded_names[gid])}: uses " + ", ".join(f.describe() for f in found)
+                           + ", which this assignment does not allow. This part scores 0.")
+                cell.outputs = [_error("PolicyViolation", message)]
+                lines.append(f"  {gid}: 0 (policy) {message}")
+                for answer in _answer_cells_defining(nb, graded_names[gid]):
+                    comments.setdefault(answer, []).append(message)
+                continue
+            started = time.monotonic()
+            before = [(i, src) for i, src in code if i < index]     # what a kernel would have run by now
+            result = trusted.grade_part(zygote, limits, before, plan, calls[gid], checkers)
+            result.log.insert(0, f"{time.monotonic() - started:.1f} s")
+            outputs = [nbformat.v4.new_output("stream", name="stdout", text=result.stdout)] if result.stdout else []
+            if not result.passed:
+                outputs.append(_error(result.ename, result.message))
+            cell.outputs = outputs
+            lines.append(f"  {gid}: {'pass' if result.passed else 'FAIL'}; " + "; ".join(result.log))
+        count = 0
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            count += 1
+            cell.execution_count = count
+            if i not in test_idx:
+                cell.outputs = [_error(*plan.errors[i])] if i in plan.errors else []
+        self._comments(info, [_grade_id(c) for c in nb.cells if utils.is_solution(c)], comments)
+        for line in lines:
+            self.log.info("trusted grading: %s", line)
+        self._write_log(coursedir, lines)
+        return nb, resources
+
+    # ------------------------------------------------------------------------------------- helpers
+
+    def _instructor_cells(self, db_url: str, notebook_id: str, assignment: str) -> dict[str, str]:
+        """The instructor's source of every autograded test cell, by grade_id."""
+        with Gradebook(db_url) as gb:
+            nb = gb.find_notebook(notebook_id, assignment)
+            tests = {}
+            for cell in nb.grade_cells:
+                if cell.cell_type != "code":
+                    continue
+                try:
+                    source = gb.find_source_cell(cell.name, notebook_id, assignment)
+                except MissingEntry:
+                    continue
+                if not any(s.name == cell.name for s in nb.solution_cells):
+                    tests[cell.name] = source.source
+        return tests
+
+    def _instructor_sources(self, coursedir: CourseDirectory, assignment: str, notebook_id: str) -> set[str]:
+        """Sources of the instructor's non-answer code cells (so they are not scanned as the student's)."""
+        path = os.path.join(coursedir.format_path(coursedir.source_directory, ".", assignment), f"{notebook_id}.ipynb")
+        if not os.path.exists(path):
+            return set()
+        source_nb = nbformat.read(path, as_version=4)
+        return {c.source.strip() for c in source_nb.cells if c.cell_type == "code" and not utils.is_solution(c)}
+
+    def _preload(self, instructor_sources: set[str]) -> list[str]:
+        wanted = ["numpy", "torch", "IPython.core.interactiveshell"]
+        for source in instructor_sources:
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    wanted += [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    wanted += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        allowed = set(self.preloadable) | {"IPython.core.interactiveshell"}
+        return sorted({m for m in wanted if m in allowed}, key=wanted.index)
+
+    @staticmethod
+    def _db_file(db_url: str) -> list[str]:
+        if db_url.startswith("sqlite:///"):
+            return [os.path.abspath(db_url[len("sqlite:///"):])]
+        return []
+
+    def _comments(self, info: dict, answer_cells: list[str], messages: dict[str, list[str]]) -> None:
+        """Policy findings into the gradebook comments of the student's answer cells (for the instructor);
+        a finding of an earlier run that is gone now is removed. The instructor's own comments are kept."""
+        with Gradebook(info["db_url"]) as gb:
+            for cell_name in answer_cells:
+                try:
+                    comment = gb.find_comment(cell_name, info["notebook"], info["assignment"], info["student"])
+                except MissingEntry:
+                    continue
+                ours = not comment.manual_comment or comment.manual_comment.startswith(_COMMENT)
+                if ours:
+                    found = messages.get(cell_name)
+                    comment.manual_comment = f"{_COMMENT} " + " ".join(found) if found else None
+            gb.db.commit()
+
+    def _write_log(self, coursedir: CourseDirectory, lines: list[str]) -> None:
+        folder = os.path.join(coursedir.root, coursedir.autograded_directory)
+        os.makedirs(folder, exist_ok=True)
+        stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        with open(os.path.join(folder, self.log_name), "a", encoding="utf-8") as f:
+            for line in lines:
+                f.write(f"{stamp} {line}\n")
+
+
+class RestoreCellMetadata(NbGraderPreprocessor):
+    """Sanitize step: every cell's nbgrader metadata is rebuilt from the gradebook, before nbgrader reads it.
+
+    A student can edit the notebook's JSON. nbgrader restores points, sources and checksums of known
+    cells, but a cell with an unknown or missing ``grade_id`` (a forged "graded" cell, a renamed one,
+    a copy left by ``DeduplicateIds``) makes the whole submission fail, and flipped ``grade``/``solution``
+    flags are kept. Here a cell keeps nbgrader metadata only if its ``grade_id`` is the instructor's
+    (the last copy of a duplicate, as ``DeduplicateIds`` decides), with the instructor's flags and points;
+    every other cell becomes a plain cell. Deleted graded cells come back through ``OverwriteCells``.
+    """
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gb:
+            source = gb.find_notebook(info["notebook"], info["assignment"])
+            grade = {c.name: float(c.max_score) for c in source.grade_cells}
+            task = {c.name: float(c.max_score) for c in source.task_cells}
+            solution = {c.name for c in source.solution_cells}
+            locked = {c.name: bool(c.locked) for c in source.source_cells}
+        seen = set()
+        for cell in reversed(nb.cells):
+            meta = cell.metadata.get("nbgrader")
+            gid = meta.get("grade_id") if isinstance(meta, dict) else None
+            if not isinstance(gid, str) or gid not in locked or gid in seen:
+                if meta is not None:
+                    self.log.warning("Cell with grade_id %r is not the instructor's: treated as a plain cell", gid)
+                    del cell.metadata["nbgrader"]
+                continue
+            seen.add(gid)
+            restored = {"grade_id": gid, "grade": gid in grade, "solution": gid in solution,
+                        "locked": locked[gid], "schema_version": 3}
+            if gid in grade:
+                restored["points"] = grade[gid]
+            if gid in task:
+                restored.update(task=True, points=task[gid])
+            if "checksum" in meta:
+                restored["checksum"] = meta["checksum"]
+            if restored != {k: meta.get(k) for k in restored}:
+                self.log.warning("nbgrader metadata of cell %r was edited; restored from the gradebook", gid)
+            cell.metadata["nbgrader"] = restored
+        return nb, resources
+
+
+@contextlib.contextmanager
+def _absent_while_grading(dest: str):
+    """Move ``autograded/<student>/<assignment>`` aside while this notebook is graded, and back after.
+
+    nbgrader skips a submission whose autograded folder exists. It writes that folder (the sanitized
+    notebook) before grading and the graded notebook after, so a run killed while grading would leave
+    a folder that the next plain ``nbgrader autograde`` skips, ungraded. With the folder absent during
+    grading, the next run grades that submission again; the gradebook keeps one grade per cell.
+    """
+    aside = dest.rstrip(os.sep) + ".grading"
+    if os.path.isdir(aside):                    # left by a killed run
+        shutil.rmtree(aside)
+    moved = os.path.isdir(dest)
+    if moved:
+        os.rename(dest, aside)
+    try:
+        yield
+    finally:
+        if moved:
+            if os.path.isdir(dest):
+                shutil.rmtree(dest)
+            os.rename(aside, dest)
+
+
+_COMMENT = "[trusted grading]"
+
+
+def _error(ename: str, evalue: str) -> NotebookNode:
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+def _answer_cells_defining(nb: NotebookNode, names: list[str]) -> list[str]:
+    """grade_ids of the answer (solution) cells whose top level defines one of ``names``."""
+    out = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not utils.is_solution(cell):
+            continue
+        try:
+            tree = ast.parse(trusted.strip_magics(cell.source))
+        except SyntaxError:
+            continue
+        if any(n in names for stmt in tree.body for n in trusted.defined_names(stmt)):
+            out.append(_grade_id(cell))
+    return out
+
+
+def _grade_id(cell: NotebookNode) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")

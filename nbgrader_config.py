@@ -1,0 +1,104 @@
+"""nbgrader configuration for the course *From RNNs to LSTMs*.
+
+Run every nbgrader command from the repository root (where this file lives):
+
+    nbgrader generate_assignment 01_rnn     # solutions/01_rnn  -> exercises/01_rnn (+ gradebook.db)
+    nbgrader autograde 01_rnn               # submitted/<student>/01_rnn -> autograded/<student>/01_rnn
+    nbgrader generate_feedback 01_rnn       # autograded/... -> feedback/<student>/01_rnn/*.html
+    nbgrader export                         # grades.csv, one row per student and assignment
+
+An assignment id may be a glob: ``nbgrader autograde "*"`` grades every assignment.
+``gradebook.db``, ``submitted/``, ``autograded/``, ``feedback/`` and ``grades.csv`` are made
+on first use and are not committed. Kernels inherit the environment of the command that
+starts them, so run nbgrader with ``KERAS_BACKEND=torch`` set (``04_keras_pytorch`` needs it).
+"""
+import os
+
+c = get_config()  # noqa: F821  (injected by traitlets when it reads this file)
+
+# --- Where things live ---------------------------------------------------------------------
+# The instructor's notebooks (solutions, hidden tests) are the source; what students get is the
+# release. Both are committed; ``exercises/`` must be exactly what generate_assignment makes.
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.course_id = "rnn-to-lstm"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".nbgrader.log"]
+
+# --- What a student is given ---------------------------------------------------------------
+# A solution region becomes this stub. Calling an untouched function raises NotImplementedError,
+# which the course_lib checkers report as one sentence ("rnn_cell is not implemented yet ...").
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+c.ClearSolutions.begin_solution_delimeter = "BEGIN SOLUTION"   # nbgrader's spelling
+c.ClearSolutions.end_solution_delimeter = "END SOLUTION"
+c.ClearHiddenTests.begin_test_delimeter = "BEGIN HIDDEN TESTS"
+c.ClearHiddenTests.end_test_delimeter = "END HIDDEN TESTS"
+
+# --- Grading ------------------------------------------------------------------------------------
+# Trusted grading (course_lib.grading): the student's cells run only in a sandboxed child process
+# (its own user, no network, limits, the course directory hidden); the test cells' checkers run in
+# nbgrader's own process on the plain arrays that come back, plus one run with a secret seed. So
+# `nbgrader autograde` never executes student code and the test cells in the same interpreter.
+from course_lib.grading.nbgrader_plugin import RestoreCellMetadata, TrustedExecute  # noqa: E402
+
+# A cell whose nbgrader metadata a student edited (unknown, renamed or duplicated grade ids,
+# flipped flags) is put back as the gradebook says, instead of failing the whole submission.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    RestoreCellMetadata,
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.Autograde.autograde_preprocessors = [
+    TrustedExecute,                # in place of nbgrader's Execute
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# Each notebook runs in under a minute once solved. One cell may take at most two minutes before it
+# is stopped and skipped (the names it would define are missing; the rest still runs), one call of a
+# student's function one minute (that part scores 0).
+c.TrustedExecute.cell_timeout = 120
+c.TrustedExecute.call_timeout = 60
+c.TrustedExecute.cpu_seconds = 600               # per graded part
+c.TrustedExecute.memory_bytes = 6 * 2**30        # address space; torch and keras map about 1 GiB
+# The students' Validate button still runs the whole notebook in one kernel (feedback, not grades).
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+c.Execute.execute_retries = 0
+# Shortcuts an exercise forbids, wherever they occur in the code a graded function reaches; the
+# intro of each notebook says so. "nn.LSTMCell" is a dotted name resolved through the notebook's
+# imports (so `from torch import nn; nn.LSTMCell` and `torch.nn.LSTMCell` both count, and so do
+# `torch._VF.lstm_cell` and `importlib.import_module("course_lib.reference")`), ".backward" any method
+# of that name. course_lib.reference, eval and exec are forbidden everywhere
+# (TrustedExecute.forbidden_everywhere).
+c.TrustedExecute.forbidden = {
+    "01_rnn": ["nn.RNN", "nn.RNNCell", "torch.rnn_tanh", "torch.rnn_tanh_cell", "utils.clip_grad_norm_",
+               "utils.clip_grad_norm", "utils.clip_grads_with_norm_", "utils.get_total_norm"],
+    "02_lstm": ["nn.LSTM", "nn.LSTMCell", "torch.lstm", "torch.lstm_cell", "torch.autograd", ".backward"],
+    "03_gru": ["nn.GRU", "nn.GRUCell", "torch.gru", "torch.gru_cell"],
+    "04_keras_pytorch": ["course_lib.convert"],
+    "05_attention": ["torch.scaled_dot_product_attention", "nn.MultiheadAttention",
+                     "torch.multi_head_attention_forward"],
+}
+# A student who deletes a graded cell gets it back (with a note) and is graded on it, instead of
+# silently losing it; locked cells that were edited are restored from the gradebook anyway.
+c.OverwriteCells.add_missing_cells = True
+# Students are created in the gradebook the first time one of their submissions is autograded.
+c.Autograde.create_student = True
+c.GenerateAssignment.create_assignment = True
+# Long outputs and tracebacks are cut in the graded copy and the feedback.
+c.LimitOutput.max_lines = 200
+c.LimitOutput.max_traceback = 40
+
+# --- Export ---------------------------------------------------------------------------------------
+c.CsvExportPlugin.to = "grades.csv"

@@ -1,0 +1,310 @@
+"""The sandbox a student's code runs in: are its limits really enforced, and does the trusted side survive?
+
+Each test starts a worker from one shared zygote (it imports torch once), runs a few cells in it and
+calls a function, the way a graded part does. The dangerous cases are bounded inside the code itself
+(a few thousand forks at most, 2 GB of writes at most, one allocation), so a sandbox that failed would
+make the test fail rather than harm the machine.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import pytest
+import torch
+
+from course_lib.grading import sandbox
+from course_lib.grading.remote import CellPlan, NotDefined, RemoteFunction, SandboxFailure, Worker
+from course_lib.grading.sandbox import Limits, Zygote
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: user switch, namespaces")
+LIMITS = Limits(call_timeout=4, cell_timeout=4, cpu_seconds=60, memory_bytes=4 * 2**30, processes=32,
+                file_bytes=2**20, tmp_bytes=16 * 2**20)
+SECRET_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the repository: must stay hidden
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    z = Zygote(LIMITS, hide=[SECRET_DIR, *sandbox.default_hidden()], keep=sandbox.python_paths())
+    z.start()
+    yield z
+    z.close()
+
+
+def run(zygote, *cells: str, plan: CellPlan | None = None) -> Worker:
+    worker = Worker(zygote, LIMITS, list(enumerate(cells)), plan or CellPlan())
+    worker.start()
+    return worker
+
+
+def call(zygote, source: str, *args, name: str = "f"):
+    """Define ``name`` in a fresh worker from ``source`` and call it once."""
+    with run(zygote, "import os, sys, time, signal\nimport torch, numpy as np", source) as w:
+        return w.function(name)(*args)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+# ----------------------------------------------------------------------------- what the student sees
+
+def test_a_function_runs_in_the_sandbox_and_returns_plain_data(zygote):
+    got = call(zygote, "def f(x, scale=2.0):\n    return x * scale, x.dtype == torch.float32", torch.ones(2, 3))
+    assert type(got[0]) is torch.Tensor and torch.equal(got[0], torch.full((2, 3), 2.0)) and got[1] is True
+
+
+def test_the_proxy_has_the_students_signature_and_name(zygote):
+    import inspect
+    with run(zygote, "def lstm_cell(input, hx, *, bias=None):\n    pass\nvalue = 3") as w:
+        fn = w.function("lstm_cell")
+        assert isinstance(fn, RemoteFunction) and fn.__name__ == "lstm_cell"
+        assert str(inspect.signature(fn)) == "(input, hx, *, bias=None)"
+        assert w.function("value") == 3                        # not callable: its plain value
+        with pytest.raises(NotDefined, match="name 'missing' is not defined"):
+            w.function("missing")
+
+
+def test_a_students_exception_comes_back_with_its_name_and_line(zygote):
+    import traceback
+    source = "def f(x):\n    y = x + 1\n    raise ValueError('shapes do not match')\n"
+    with pytest.raises(ValueError, match="shapes do not match") as info:
+        call(zygote, source, torch.zeros(1))
+    frame = traceback.extract_tb(info.value.__traceback__)[-1]
+    assert (frame.name, frame.lineno, frame.line) == ("f", 3, "raise ValueError('shapes do not match')")
+    with pytest.raises(NotImplementedError):
+        call(zygote, "def f():\n    raise NotImplementedError()")
+
+
+def test_in_place_changes_to_arguments_reach_the_callers_tensors_and_lists(zygote):
+    x, grads = torch.zeros(3), [torch.ones(2), torch.ones(2)]
+    call(zygote, "def f(x, grads):\n    x += 5\n    grads[0] = grads[0] * 0", x, grads)
+    assert torch.equal(x, torch.full((3,), 5.0))
+    assert torch.equal(grads[0], torch.zeros(2))
+
+
+def test_printing_cannot_forge_a_reply(zygote):
+    source = ("def f(x):\n"
+              "    print('all tests passed' * 1000)\n"
+              "    os.write(1, b'\\x00' * 64)\n"
+              "    sys.stderr.write('error')\n"
+              "    return x + 1")
+    assert torch.equal(call(zygote, source, torch.zeros(2)), torch.ones(2))
+
+
+# ----------------------------------------------------------------------------- faults end only the call
+
+@pytest.mark.parametrize("body, reason", [
+    ("os._exit(0)", "exited with code 0"),
+    ("os.kill(os.getpid(), signal.SIGKILL)", "killed by SIGKILL"),
+    ("signal.signal(signal.SIGINT, signal.SIG_IGN)\n    while True:\n        pass", "did not finish within 4 s"),
+])
+def test_a_call_that_ends_or_hangs_the_process_fails_with_the_reason(zygote, body, reason):
+    start = time.monotonic()
+    with run(zygote, "import os, signal", f"def f():\n    {body}") as w:
+        pid = w.pid
+        with pytest.raises(SandboxFailure, match=reason):
+            w.function("f")()
+        with pytest.raises(SandboxFailure):                 # a dead worker stays dead
+            w.function("f")
+    assert time.monotonic() - start < 20
+    assert not alive(pid)
+
+
+def test_sys_exit_in_a_function_is_just_an_exception(zygote):
+    with run(zygote, "import sys\ndef f():\n    sys.exit(3)\ndef g():\n    return 1") as w:
+        with pytest.raises(Exception) as info:
+            w.function("f")()
+        assert type(info.value).__name__ == "SystemExit" and not isinstance(info.value, SystemExit)
+        assert w.function("g")() == 1
+
+
+def test_a_cell_that_hangs_or_exits_is_skipped_and_the_rest_still_runs(zygote):
+    plan = CellPlan()
+    cells = ["def f():\n    return 1", "while True:\n    pass", "import os\nos._exit(1)", "def g():\n    return 2",
+             "1 / 0"]
+    with run(zygote, *cells, plan=plan) as w:
+        assert w.function("f")() == 1 and w.function("g")() == 2
+    assert set(plan.skip) == {1, 2} and plan.errors[4][0] == "ZeroDivisionError"
+    with run(zygote, *cells, plan=plan) as w:                  # the next part's worker skips them at once
+        assert w.function("g")() == 2
+
+
+# ----------------------------------------------------------------------------- limits
+
+def test_limits_are_set_soft_equal_hard_and_cannot_be_raised(zygote):
+    source = ("import resource\n"
+              "def f():\n"
+              "    names = ['RLIMIT_CPU', 'RLIMIT_AS', 'RLIMIT_NPROC', 'RLIMIT_FSIZE', 'RLIMIT_NOFILE',\n"
+              "             'RLIMIT_CORE']\n"
+              "    limits = {n: resource.getrlimit(getattr(resource, n)) for n in names}\n"
+              "    raised = []\n"
+              "    for n in names:\n"
+              "        try:\n"
+              "            resource.setrlimit(getattr(resource, n), (resource.RLIM_INFINITY, resource.RLIM_INFINITY))\n"
+              "            raised.append(n)\n"
+              "        except (ValueError, OSError):\n"
+              "            pass\n"
+              "    return limits, raised")
+    limits, raised = call(zygote, source)
+    assert raised == []
+    assert limits["RLIMIT_CPU"] == (LIMITS.cpu_seconds,) * 2 and limits["RLIMIT_AS"] == (LIMITS.memory_bytes,) * 2
+    assert limits["RLIMIT_FSIZE"] == (LIMITS.file_bytes,) * 2 and limits["RLIMIT_CORE"] == (0, 0)
+    assert limits["RLIMIT_NPROC"][0] == limits["RLIMIT_NPROC"][1]
+
+
+def test_allocating_100_gb_fails_inside_the_call_and_the_worker_goes_on(zygote):
+    with run(zygote, "import torch\ndef f():\n    return torch.empty(25 * 2**30).sum()\ndef g():\n    return 7") as w:
+        with pytest.raises(Exception) as info:           # one request, refused by RLIMIT_AS
+            w.function("f")()
+        assert type(info.value).__name__ in ("RuntimeError", "MemoryError")
+        assert w.function("g")() == 7
+
+
+def test_a_fork_bomb_is_stopped_by_the_process_limit_and_cleaned_up(zygote):
+    source = ("def f():\n"
+              "    pids = []\n"
+              "    for _ in range(3000):\n"                     # bounded: a few thousand attempts at most
+              "        try:\n"
+              "            pid = os.fork()\n"
+              "        except OSError:\n"
+              "            break\n"
+              "        if pid == 0:\n"
+              "            os.setsid()\n"                          # try to leave the process group too
+              "            time.sleep(600)\n"
+              "            os._exit(0)\n"
+              "        pids.append(pid)\n"
+              "    return pids")
+    with run(zygote, "import os, time", source) as w:
+        pids = w.function("f")()
+    assert 0 < len(pids) < 3000
+    if os.geteuid() == 0:
+        assert len(pids) < LIMITS.processes
+    time.sleep(0.2)
+    assert not any(alive(p) for p in pids), "every process the student started is gone after the part"
+
+
+def test_writing_a_big_file_stops_at_the_file_size_limit(zygote):
+    source = ("def f():\n"
+              "    path = os.path.join(os.environ['HOME'], 'big')\n"
+              "    try:\n"
+              "        with open(path, 'wb') as out:\n"
+              "            for _ in range(2048):\n"              # 2 GB at most
+              "                out.write(b'x' * 2**20)\n"
+              "                out.flush()\n"
+              "    except OSError as exc:\n"
+              "        return os.path.getsize(path), type(exc).__name__\n"
+              "    return os.path.getsize(path), None")
+    with run(zygote, "import os", source) as w:
+        try:
+            size, error = w.function("f")()
+        except SandboxFailure as exc:                      # or killed by SIGXFSZ, if it is not ignored
+            assert "SIGXFSZ" in str(exc)
+        else:
+            assert size <= LIMITS.file_bytes and error is not None
+
+
+@ROOT_ONLY
+def test_filling_the_disk_with_many_files_stops_at_the_private_tmpfs(zygote):
+    source = ("def f():\n"
+              "    written = 0\n"
+              "    try:\n"
+              "        for i in range(2048):\n"                  # 2 GB at most, 1 MB per file
+              "            with open(f'/tmp/fill{i}', 'wb') as out:\n"
+              "                out.write(b'x' * 2**20)\n"
+              "            written += 2**20\n"
+              "    except OSError:\n"
+              "        pass\n"
+              "    return written")
+    with run(zygote, source) as w:
+        written = w.function("f")()
+    assert written <= LIMITS.tmp_bytes
+    with run(zygote, "import os\ndef f():\n    return sorted(os.listdir('/tmp'))") as w:
+        assert not any(name.startswith("fill") for name in w.function("f")()), "wiped between workers"
+
+
+# ----------------------------------------------------------------------------- isolation
+
+@ROOT_ONLY
+def test_the_worker_runs_as_nobody_with_a_scrubbed_environment(zygote, monkeypatch):
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    source = ("def f():\n"
+              "    try:\n"
+              "        open('forged_results.json', 'w').write('{}')\n"
+              "        wrote = True\n"
+              "    except OSError:\n"
+              "        wrote = False\n"
+              "    return os.getuid(), os.getgid(), sorted(os.environ), wrote, os.listdir('.')")
+    uid, gid, env, wrote, listing = call(zygote, source)
+    assert uid == 65534 and gid == 65534
+    assert not any("NBGRADER" in k or "JPY" in k for k in env) and "PATH" in env
+    assert not wrote and listing == []
+
+
+@ROOT_ONLY
+def test_only_the_system_and_python_are_visible_not_the_course_or_anyones_files(zygote):
+    source = ("def f(paths):\n"
+              "    out = {}\n"
+              "    for p in paths:\n"
+              "        try:\n"
+              "            out[p] = sorted(os.listdir(p))\n"
+              "        except OSError as exc:\n"
+              "            out[p] = type(exc).__name__\n"
+              "    return out")
+    home = os.path.expanduser("~")
+    parent = os.path.dirname(SECRET_DIR)
+    got = call(zygote, source, [SECRET_DIR, os.path.join(SECRET_DIR, "solutions"), home, parent, "/"])
+    assert set(got[SECRET_DIR]) <= {".venv", "course_lib"}, "only what Python needs of the repository"
+    assert got[os.path.join(SECRET_DIR, "solutions")] == "FileNotFoundError"
+    assert got[parent] == [os.path.basename(SECRET_DIR)], "nothing beside the repository either"
+    if home != "/":
+        assert not isinstance(got[home], list) or set(got[home]) <= {".pyenv", ".local"}
+    assert set(got["/"]) <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "dev", "proc", "tmp",
+                             "var", *(p.split("/")[1] for p in sandbox.python_paths())}
+
+
+@ROOT_ONLY
+def test_no_network_not_even_the_hosts_loopback(zygote):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(0.5)
+    port = server.getsockname()[1]
+    connected = []
+
+    def accept():
+        try:
+            connected.append(server.accept())
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    source = ("import socket\n"
+              "def f(port):\n"
+              "    s = socket.socket()\n"
+              "    s.settimeout(1)\n"
+              "    try:\n"
+              "        s.connect(('127.0.0.1', port))\n"
+              "        s.sendall(b'the hidden tests')\n"
+              "        return 'connected'\n"
+              "    except OSError as exc:\n"
+              "        return type(exc).__name__")
+    try:
+        got = call(zygote, source, port)
+    finally:
+        thread.join()
+        server.close()
+    assert got != "connected" and connected == []
+
+
+def test_a_crashed_zygote_is_restarted(zygote):
+    os.kill(zygote.proc.pid, 9)
+    zygote.proc.wait()
+    assert call(zygote, "def f():\n    return 5") == 5

@@ -1,0 +1,316 @@
+"""The trusted runner: the real checkers, in this process, grading functions that live in the sandbox.
+
+Does a correct function pass through the proxy and a wrong one get the checker's named mistake? Do
+the tricks that fool an in-kernel test (objects that compare equal to anything, tensor subclasses,
+patched ``torch.allclose`` or checkers, answers hard-coded for the visible seed) now score 0? Are
+test cells read strictly, and are forbidden shortcuts charged to the parts that reach them?
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import sys
+import textwrap
+
+import pytest
+
+from course_lib import checkers
+from course_lib.grading import sandbox, trusted
+from course_lib.grading.remote import CellPlan
+from course_lib.grading.sandbox import Limits, Zygote
+from course_lib.grading.trusted import CheckCall, GradingConfigError, Student, parse_test_cell, policy_findings
+
+sys.path.insert(0, os.path.dirname(__file__))
+import wrong_impls  # noqa: E402
+
+LIMITS = Limits(call_timeout=5, cell_timeout=5, cpu_seconds=60, memory_bytes=4 * 2**30)
+SETUP = "import math\nimport numpy as np\nimport torch\nfrom course_lib import checkers"
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    z = Zygote(LIMITS, hide=sandbox.default_hidden(), keep=sandbox.python_paths())
+    z.start()
+    yield z
+    z.close()
+
+
+LSTM_CELL = textwrap.dedent("""
+    def lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh):
+        h_prev, c_prev = hx
+        gates = input @ w_ih.T + b_ih + h_prev @ w_hh.T + b_hh
+        a_i, a_f, a_g, a_o = gates.chunk(4, dim=1)
+        i, f, o = torch.sigmoid(a_i), torch.sigmoid(a_f), torch.sigmoid(a_o)
+        c = f * c_prev + i * torch.tanh(a_g)
+        return o * torch.tanh(c), c
+""")
+
+
+def grade(zygote, *cells: str, test: str = "checkers.check_lstm_cell(lstm_cell)", secret_seed: int | None = 12345):
+    code = list(enumerate([SETUP, *cells]))
+    return trusted.grade_part(zygote, LIMITS, code, CellPlan(), parse_test_cell(test), checkers,
+                              secret_seed=secret_seed)
+
+
+def source_of(fn, name: str) -> str:
+    src = textwrap.dedent(inspect.getsource(fn))
+    return src.replace(f"def {fn.__name__}(", f"def {name}(", 1)
+
+
+# ----------------------------------------------------------------------------- honest submissions
+
+def test_a_correct_function_passes_through_the_proxy_and_the_secret_seed(zygote):
+    result = grade(zygote, LSTM_CELL)
+    assert result.passed, result.message
+    assert "lstm_cell: correct on 3 random cases" in result.stdout
+    assert "also correct on a fresh random seed" in result.stdout
+    assert "12345" not in result.stdout and result.log[0] == "secret seed 12345"
+
+
+@pytest.mark.parametrize("wrong, label", [
+    (wrong_impls.lstm_cell_i_f_swapped, "the input and forget gates look swapped"),
+    (wrong_impls.lstm_cell_no_forget, "lstm_cell: "),
+    (wrong_impls.lstm_cell_returns_c_h, "lstm_cell: "),
+])
+def test_a_wrong_function_gets_the_checkers_message(zygote, wrong, label):
+    result = grade(zygote, _with_helpers(wrong))
+    assert not result.passed and result.ename == "CheckFailed"
+    assert result.message.startswith("lstm_cell: ")
+    assert label in result.message
+    in_process = _message_in_process(wrong)
+    assert result.message == in_process, "the proxy must not change what the checker says"
+
+
+def _with_helpers(fn) -> str:
+    """All of tests/wrong_impls.py (the helpers the wrong versions share), then lstm_cell = that version."""
+    return inspect.getsource(wrong_impls) + f"\nlstm_cell = {fn.__name__}\n"
+
+
+def _message_in_process(fn) -> str:
+    with pytest.raises(checkers.CheckFailed) as info:
+        checkers.check_lstm_cell(fn)
+    return str(info.value)
+
+
+def test_an_untouched_stub_says_not_implemented(zygote):
+    result = grade(zygote, "def lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh):\n    raise NotImplementedError()")
+    assert not result.passed and "not implemented yet" in result.message
+
+
+def test_a_missing_function_is_a_name_error(zygote):
+    result = grade(zygote, "x = 1")
+    assert not result.passed and (result.ename, result.message) == ("NameError", "name 'lstm_cell' is not defined")
+
+
+def test_an_exception_is_reported_with_the_students_line(zygote):
+    cell = "def lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh):\n    h, c = hx\n    return h @ w_ih, c"
+    result = grade(zygote, cell)
+    assert not result.passed and "your lstm_cell raised RuntimeError" in result.message
+    assert "(line 3 in lstm_cell: `return h @ w_ih, c`)" in result.message
+
+
+# ----------------------------------------------------------------------------- tricks that now score 0
+
+ATTACKS = {
+    "eq_always_true": """
+        class Anything:
+            def __eq__(self, other): return True
+            __array_priority__ = 1000
+        def lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh):
+            return Anything(), Anything()""",
+    "tensor_subclass_fakes_allclose": """
+        class Liar(torch.Tensor):
+            @classmethod
+            def __torch_function__(cls, func, types, args=(), kwargs=None):
+                if func.__name__ in ("allclose", "eq", "sub", "__sub__", "equal", "isclose"):
+                    return torch.tensor(True) if func.__name__ != "sub" else torch.zeros(())
+                return super().__torch_function__(func, types, args, kwargs)
+        def lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh):
+            z = torch.zeros(input.shape[0], w_hh.shape[1]).as_subclass(Liar)
+            return z, z""",
+    "ndarray_subclass": """
+        class Sneaky(np.ndarray):
+            def __eq__(self, other): return np.ones(self.shape, bool)
+        def lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh):
+            z = np.zeros((input.shape[0], w_hh.shape[1]), np.float32).view(Sneaky)
+            return z, z""",
+    "array_hook_walks_frames": """
+        import gc, sys
+        class Spy:
+            def __array__(self, *a, **k):
+                for obj in gc.get_objects():
+                    if isinstance(obj, torch.Tensor) and obj.dtype == torch.float64:
+                        return obj.numpy()
+                return np.zeros(1)
+            def __float__(self):
+                f = sys._getframe()
+                while f:
+                    for v in f.f_locals.values():
+                        if isinstance(v, float): return v
+                    f = f.f_back
+                return 0.0
+        def lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh):
+            return Spy(), Spy()""",
+    "patches_allclose_and_checkers": """
+        import course_lib, sys
+        torch.allclose = lambda *a, **k: True
+        torch.equal = lambda *a, **k: True
+        checkers.check_lstm_cell = lambda *a, **k: print("lstm_cell: correct")
+        checkers.check_lstm_cell.__code__ = (lambda *a, **k: None).__code__
+        sys.modules["course_lib"] = None
+        def lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh):
+            return hx""",
+    "hides_errors": """
+        import sys
+        sys.excepthook = lambda *a: None
+        get_ipython().showtraceback = lambda *a, **k: None
+        def lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh):
+            raise RuntimeError("hidden")""",
+    "nan_output": """
+        def lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh):
+            z = torch.full((input.shape[0], w_hh.shape[1]), float("nan"))
+            return z, z""",
+    "wrong_dtype": LSTM_CELL.replace("return o * torch.tanh(c), c", "return (o * torch.tanh(c)).double(), c.double()"),
+    "broadcasting_shape": LSTM_CELL.replace("return o * torch.tanh(c), c", "return (o * torch.tanh(c))[:1], c[:1]"),
+    "mutates_its_inputs": LSTM_CELL.replace("h_prev, c_prev = hx", "h_prev, c_prev = hx\n    w_ih.mul_(1.0001)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_tricks_that_fool_an_in_kernel_test_score_zero(zygote, name):
+    result = grade(zygote, textwrap.dedent(ATTACKS[name]))
+    assert not result.passed, f"{name} passed: {result.stdout}"
+    assert result.ename in ("CheckFailed", "GradingStopped")
+
+
+def test_a_function_hard_coded_for_the_visible_seed_fails_the_secret_one(zygote):
+    # The student ran the visible check, recorded its inputs and answers, and replays them.
+    table = {}
+    _, cases = checkers.cells.build("lstm", 0)
+    for case in cases:
+        key = round(float(case.args["input"].sum()), 4)
+        table[key] = tuple(t.float().tolist() for t in case.expected)
+    cell = (f"TABLE = {table!r}\n"
+            "def lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh):\n"
+            "    h, c = TABLE.get(round(float(input.sum()), 4), (hx[0].tolist(), hx[1].tolist()))\n"
+            "    return torch.tensor(h), torch.tensor(c)")
+    visible_only = grade(zygote, cell, secret_seed=None)
+    assert "lstm_cell: correct on 3 random cases" in visible_only.stdout        # the visible check is fooled
+    assert not visible_only.passed and "fresh random seed" in visible_only.message
+    assert "seed=(a secret one)" in visible_only.message or "seed=" not in visible_only.message
+
+
+def test_a_worker_killed_mid_check_fails_only_that_part(zygote):
+    cell = "import os\ndef lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh):\n    os._exit(0)"
+    result = grade(zygote, cell)
+    assert not result.passed and result.ename == "GradingStopped"
+    assert "lstm_cell: your code ended the grading process (exited with code 0)" in result.message
+    assert grade(zygote, LSTM_CELL).passed
+
+
+def test_clip_grad_norm_through_the_proxy_detects_a_replaced_list_item(zygote):
+    good = ("def clip_grad_norm(grads, max_norm):\n"
+            "    total = float(torch.sqrt(sum((g ** 2).sum() for g in grads)))\n"
+            "    return [g * min(1.0, max_norm / (total + 1e-6)) for g in grads], total")
+    assert grade(zygote, good, test="checkers.check_clip_grad_norm(clip_grad_norm)").passed
+    bad = good.replace("    return [g", "    grads[0] = grads[0] * 1\n    return [g")
+    result = grade(zygote, bad, test="checkers.check_clip_grad_norm(clip_grad_norm)")
+    assert not result.passed and "changed the list grads" in result.message
+
+
+def test_a_fake_float_for_the_norm_is_refused(zygote):
+    cell = ("class Yes(float):\n"
+            "    def __eq__(self, other): return True\n"
+            "    def __sub__(self, other): return 0.0\n"
+            "def clip_grad_norm(grads, max_norm):\n"
+            "    return [g * 0 for g in grads], Yes(0.0)")
+    result = grade(zygote, cell, test="checkers.check_clip_grad_norm(clip_grad_norm)")
+    assert not result.passed
+
+
+# ----------------------------------------------------------------------------- reading test cells
+
+def test_a_test_cell_with_hidden_tests_parses_into_checker_calls():
+    source = ("# Checks lstm_cell.\n"
+              "checkers.check_lstm_cell(lstm_cell)\n"
+              "### BEGIN HIDDEN TESTS\n"
+              "checkers.check_lstm_cell(lstm_cell, seed=9, batch=2, input_size=3, hidden=6)\n"
+              "### END HIDDEN TESTS\n"
+              "model = checkers.check_same_model(build, Model, hidden_size=3, convert_fn=copy)\n")
+    calls = parse_test_cell(source)
+    assert calls == [CheckCall("check_lstm_cell", (Student("lstm_cell"),), {}, 2),
+                     CheckCall("check_lstm_cell", (Student("lstm_cell"),),
+                               {"seed": 9, "batch": 2, "input_size": 3, "hidden": 6}, 4),
+                     CheckCall("check_same_model", (Student("build"), Student("Model")),
+                               {"hidden_size": 3, "convert_fn": Student("copy")}, 6)]
+
+
+@pytest.mark.parametrize("source, why", [
+    ("assert lstm_cell(1) == 2", "is not a checker call"),
+    ("import os\nchecks.check_lstm_cell(lstm_cell)", "is not a checker call"),
+    ("checkers.check_lstm_cell(lstm_cell, seed=make_seed())", "neither a name nor a literal"),
+    ("checkers.check_training(train, data=(x_train, y_train))", "neither a name nor a literal"),
+    ("checkers.check_lstm_cell(**options)", "`**` arguments"),
+    ("# nothing", "calls no checker"),
+])
+def test_anything_else_in_a_test_cell_is_a_configuration_error(source, why):
+    with pytest.raises(GradingConfigError, match=re.escape(why)):
+        parse_test_cell(source, "cell_check")
+
+
+# ----------------------------------------------------------------------------- forbidden shortcuts
+
+POLICY = ["nn.LSTMCell", "course_lib.reference", "eval"]
+
+
+def findings(*cells: str, graded=None) -> dict:
+    graded = graded or {"lstm_cell_check": ["lstm_cell"], "lstm_layer_check": ["lstm_layer"]}
+    return policy_findings(list(enumerate(cells)), graded, POLICY, everywhere=["eval"])
+
+
+def test_a_forbidden_call_inside_the_graded_function_is_charged_to_its_part_only():
+    cell = ("def lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh):\n"
+            "    '''Unlike nn.LSTMCell, written by hand.'''\n"
+            "    return torch.nn.LSTMCell(3, 4)(input, hx)\n"
+            "def lstm_layer(xs, hx, *w):\n"
+            "    return xs")
+    got = findings(cell)
+    assert set(got) == {"lstm_cell_check"}
+    (f,) = got["lstm_cell_check"]
+    assert (f.pattern, f.cell, f.line) == ("nn.LSTMCell", 0, 3)
+
+
+def test_a_shortcut_reached_through_a_helper_or_an_alias_is_found():
+    helper = "from course_lib.reference import lstm_cell as _ref\ndef _step(*a):\n    return _ref(*a)"
+    cell = ("def lstm_cell(*a):\n    return _step(*a)\n"
+            "def lstm_layer(xs, hx, *w):\n    return getattr(torch.nn, 'LSTMCell')")
+    got = findings(helper, cell)
+    assert {f.pattern for f in got["lstm_cell_check"]} == {"course_lib.reference"}
+    assert {f.pattern for f in got["lstm_layer_check"]} == {"nn.LSTMCell"}
+
+
+def test_names_are_resolved_through_the_notebooks_imports():
+    graded = {"attention_check": ["attention"]}
+    setup = "import torch.nn.functional as F\nimport builtins"
+    cell = "def attention(q, k, v, causal=False):\n    return F.scaled_dot_product_attention(q, k, v)"
+    got = policy_findings([(1, cell)], graded, ["functional.scaled_dot_product_attention"], [setup])
+    assert [f.line for f in got["attention_check"]] == [2]
+    cell = "def attention(q, k, v, causal=False):\n    return getattr(builtins, 'eval')('q')"
+    assert set(policy_findings([(1, cell)], graded, ["eval"], [setup])) == {"attention_check"}
+    cell = ("import importlib\ndef attention(q, k, v, causal=False):\n"
+            "    return importlib.import_module('course_lib.reference').scaled_dot_product_attention(q, k, v)")
+    assert set(policy_findings([(1, cell)], graded, ["course_lib.reference"], [setup])) == {"attention_check"}
+    cell = "def attention(q, k, v, causal=False):\n    return torch._C._nn.scaled_dot_product_attention(q, k, v)"
+    assert set(policy_findings([(1, cell)], graded, ["functional.scaled_dot_product_attention",
+                                                     "torch.scaled_dot_product_attention"], [setup])) \
+        == {"attention_check"}
+    innocent = ("def attention(q, k, v, causal=False):\n    model.eval()\n    p = re.compile('eval')\n"
+                "    print('eval', lstm.lstm_cell)\n    return q")
+    assert policy_findings([(1, innocent)], graded, ["eval", "compile", "torch.lstm_cell"], [setup]) == {}
+
+
+def test_top_level_eval_is_charged_to_every_part_and_clean_code_to_none():
+    assert set(findings("eval('1')", "def lstm_cell(*a):\n    pass")) == {"lstm_cell_check", "lstm_layer_check"}
+    assert findings("print(torch.nn.LSTMCell(3, 4)(x))", "def lstm_cell(*a):\n    pass") == {}   # a try-out
+    assert findings("def lstm_cell(*a):\n    return reference_answer(*a)\n%timeit lstm_cell()") == {}
