@@ -81,7 +81,7 @@ def zygote_main(fd: int) -> None:
             _reply(sock, {"status": _wait_for(int(req["pid"]), float(req.get("wait", 0)), statuses)})
         elif op == "cleanup":
             _kill_descendants(statuses)
-            _wipe(scratch, private_tmp, int(req["pid"]))
+            _wipe(scratch, private_tmp, int(req["pid"]), config["keep"])
             statuses.clear()
             _reply(sock, {})
         elif op == "preload":
@@ -158,14 +158,20 @@ def _kill_descendants(statuses: dict[int, int]) -> None:
                 pass
 
 
-def _wipe(scratch: str, private_tmp: bool, pid: int) -> None:
-    """Empty the private tmpfs mounts (only when they are ours) or at least the worker's scratch directory."""
+def _wipe(scratch: str, private_tmp: bool, pid: int, keep: list[str] = ()) -> None:
+    """Empty the private tmpfs mounts (only when they are ours) or at least the worker's scratch directory.
+
+    Entries on the way to a kept path (a course cloned under /tmp is bound read-only inside the
+    private /tmp) are left alone.
+    """
     targets = [d for d in sandbox.WORLD_WRITABLE if os.path.isdir(d)] if private_tmp else [scratch]
     for d in targets:
         for name in os.listdir(d):
             if not private_tmp and not name.startswith(f"w{pid}-"):
                 continue
             path = os.path.join(d, name)
+            if any(sandbox._under(os.path.realpath(k), [path]) for k in keep):
+                continue
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)
             else:

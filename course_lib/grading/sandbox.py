@@ -196,6 +196,11 @@ def isolate(hide: list[str], keep: list[str], limits: Limits, root: str) -> tupl
                      f"network and read every file its user can read. Run grading in a container (see README).")
         return lines, False
     lines.append("network: a new, empty network namespace (no interfaces up, no route even to the host's 127.0.0.1)")
+    # Private /tmp and /var/tmp come first, so that a kept path that lives under them (a course cloned
+    # into /tmp, say) is bound on top of the fresh tmpfs instead of being covered by it.
+    for d in ("/tmp", "/var/tmp"):
+        os.makedirs(root + d, exist_ok=True)
+        _mount("tmpfs", root + d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={limits.tmp_bytes},mode=1777")
     bound: list[str] = []
     for path in [*SYSTEM_DIRS, *sorted(set(keep), key=len)]:
         _bind_into(root, path, bound, lines)
@@ -210,9 +215,8 @@ def isolate(hide: list[str], keep: list[str], limits: Limits, root: str) -> tupl
         os.symlink(target, f"{dev}/{name}")
     os.makedirs(root + "/proc")
     _mount("/proc", root + "/proc", None, MS_BIND | MS_REC)
-    for d in ("/tmp", "/var/tmp", "/dev/shm"):
-        os.makedirs(root + d, exist_ok=True)
-        _mount("tmpfs", root + d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={limits.tmp_bytes},mode=1777")
+    os.makedirs(root + "/dev/shm", exist_ok=True)
+    _mount("tmpfs", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={limits.tmp_bytes},mode=1777")
     for h in hide:
         if _under(os.path.realpath(h), bound) and os.path.exists(root + os.path.realpath(h)):
             target = root + os.path.realpath(h)
