@@ -1,6 +1,7 @@
 """How fast are course_lib's readable and fast recurrent layers next to torch.nn?
 
     .venv/bin/python benchmarks/reference_speed.py [--repeats 7] [--threads 2] [--quick]
+    .venv/bin/python benchmarks/reference_speed.py --kinds lstm --shapes 0 2
 
 For each kind (rnn, lstm, gru) and shape it times, in one process, the median of several
 repetitions of forward and forward+backward for:
@@ -11,79 +12,19 @@ repetitions of forward and forward+backward for:
 - ``oneDNN``     torch.nn as shipped: oneDNN's fused RNN kernels on CPU where available
 
 and prints each time with its ratio to ``native``. The course's target: ``fast`` within 1.2x of
-``native`` on every shape. Timings are medians; the machine may be shared, so read ratios,
-which are measured side by side, rather than absolute times.
+``native`` on every shape. Timings are medians of interleaved rounds; the machine may be shared,
+so read ratios, which are measured side by side, rather than absolute times. The measuring code
+lives in :mod:`course_lib.benchmarks`, which the book's appendix page also runs.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from course_lib.reference import fast_gru, fast_lstm, fast_rnn, gru, lstm, rnn, weights_of
+from course_lib.benchmarks import KINDS, SHAPES, format_reference_speed, ratio_span, time_layer
 
-MODULES = {"rnn": (nn.RNN, rnn, fast_rnn), "lstm": (nn.LSTM, lstm, fast_lstm), "gru": (nn.GRU, gru, fast_gru)}
-
-
-@dataclass(frozen=True)
-class Shape:
-    name: str
-    batch: int
-    length: int
-    input: int
-    hidden: int
-
-
-SHAPES = [
-    Shape("batch 32 x length 100 x hidden 128", 32, 100, 128, 128),
-    Shape("batch 1 x length 1000 x hidden 128", 1, 1000, 128, 128),
-    Shape("batch 32 x length 100 x hidden 512", 32, 100, 512, 512),
-]
-
-
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
-def bench(kind: str, shape: Shape, repeats: int) -> dict[str, tuple[float, float]]:
-    Module, readable, fast = MODULES[kind]
-    torch.manual_seed(0)
-    net = Module(shape.input, shape.hidden, batch_first=True)
-    x = torch.randn(shape.batch, shape.length, shape.input)
-    weights = weights_of(net)
-
-    def run(call, backward: bool):
-        def go():
-            if backward:
-                net.zero_grad(set_to_none=True)
-                call()[0].sum().backward()
-            else:
-                with torch.no_grad():
-                    call()
-        return go
-
-    variants = {
-        "readable": lambda: readable(x, None, weights, batch_first=True),
-        "fast": lambda: fast(x, None, weights, batch_first=True),
-        "native": lambda: net(x),
-        "oneDNN": lambda: net(x),
-    }
-    out = {}
-    for name, call in variants.items():
-        mkldnn = name == "oneDNN"
-        with torch.backends.mkldnn.flags(enabled=mkldnn):
-            out[name] = (median_ms(run(call, False), repeats), median_ms(run(call, True), repeats))
-    return out
+TARGET = 1.2   # fast / native, on every shape
 
 
 def main() -> None:
@@ -91,21 +32,25 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="first shape only, 3 repeats")
+    parser.add_argument("--kinds", nargs="+", choices=list(KINDS), default=list(KINDS))
+    parser.add_argument("--shapes", nargs="+", type=int, choices=range(len(SHAPES)),
+                        default=list(range(len(SHAPES))), help="indices into SHAPES (0, 1, 2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    shapes = SHAPES[:1] if args.quick else SHAPES
+    shapes = [SHAPES[0]] if args.quick else [SHAPES[i] for i in args.shapes]
     repeats = 3 if args.quick else args.repeats
-    print(f"torch {torch.__version__}, {args.threads} threads, median of {repeats}; ratio = time / native\n")
-    header = f"{'kind':5} {'variant':9} {'forward ms':>11} {'ratio':>6} {'fwd+bwd ms':>11} {'ratio':>6}"
+    print(f"torch {torch.__version__}, {args.threads} threads, median of {repeats}; ratio = time / native\n",
+          flush=True)
+    rows = []
     for shape in shapes:
-        print(shape.name)
-        print(header)
-        for kind in MODULES:
-            res = bench(kind, shape, repeats)
-            base_f, base_b = res["native"]
-            for name, (f, b) in res.items():
-                print(f"{kind:5} {name:9} {f:11.2f} {f / base_f:6.2f} {b:11.2f} {b / base_b:6.2f}")
-        print()
+        block = [t for kind in args.kinds for t in time_layer(kind, shape, repeats)]
+        print(format_reference_speed(block), flush=True)
+        rows += block
+    low, high = ratio_span(rows, "fast")
+    verdict = "met" if high <= TARGET else "missed"
+    print(f"fast / native: {low:.2f}x to {high:.2f}x (target <= {TARGET}x: {verdict})")
+    low, high = ratio_span(rows, "oneDNN")
+    print(f"oneDNN / native: {low:.2f}x to {high:.2f}x")
 
 
 if __name__ == "__main__":

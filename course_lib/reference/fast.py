@@ -7,10 +7,18 @@
 2. The four gates share one recurrent matmul ``h_{t-1} W_hh^T``: (N, H) x (H, 4H) per step,
    then the (N, 4H) result is split into i, f, g, o.
 
-What is left in the loop is one matmul and a handful of elementwise ops per step. Fused
-kernels (oneDNN on CPU, cuDNN on GPU) go further: they fuse the elementwise ops into one
-kernel and avoid Python's per-op overhead. Each function has the same contract as its
-readable twin in :mod:`course_lib.reference.layers` (``rnn``, ``lstm``, ``gru``).
+What is left in the loop is one matmul and a handful of elementwise ops per step, and in a
+Python loop every op costs a few microseconds of dispatch (and one more autograd node to
+walk back through), whatever its size. So the loops below also count their ops:
+
+- the LSTM's weights are reordered once to gates (i, f, o, g), so that the three sigmoid
+  gates are one contiguous slice: one ``sigmoid`` and one ``tanh`` per step instead of four;
+- ``torch.addmm`` adds the projected input (or a bias) inside the matmul;
+- ``torch.addcmul`` (``a + b * c``) and ``torch.lerp`` (``a + w (b - a)``) fuse two ops into one.
+
+Fused kernels (oneDNN on CPU, cuDNN on GPU) go further: they run the whole step, elementwise
+ops included, as one kernel with no Python between steps. Each function has the same contract
+as its readable twin in :mod:`course_lib.reference.layers` (``rnn``, ``lstm``, ``gru``).
 """
 from __future__ import annotations
 
@@ -21,12 +29,21 @@ from torch import Tensor
 
 from .layers import LayerWeights, _from_time_major, _to_time_major
 
+__all__ = ["fast_rnn", "fast_lstm", "fast_gru"]
 
-def _input_projection(xs: Tensor, w_ih: Tensor, b_ih: Tensor | None) -> Tensor:
-    """Trick 1: ``x_t W_ih^T + b_ih`` for every step at once, (L, N, H_in) -> (L, N, G*H)."""
+
+def _add_biases(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return a + b
+
+
+def _input_projection(xs: Tensor, w_ih: Tensor, bias: Tensor | None) -> Tensor:
+    """Trick 1: ``x_t W_ih^T + bias`` for every step at once, (L, N, H_in) -> (L, N, G*H)."""
     L, N = xs.shape[:2]
-    proj = xs.reshape(L * N, -1) @ w_ih.T
-    return (proj if b_ih is None else proj + b_ih).view(L, N, -1)
+    x2d = xs.reshape(L * N, -1)                                          # (L*N, H_in)
+    proj = x2d @ w_ih.T if bias is None else torch.addmm(bias, x2d, w_ih.T)
+    return proj.view(L, N, -1)
 
 
 def _layer_states(hx, k: int, N: int, H: int, xs: Tensor, unbatched: bool):
@@ -35,50 +52,67 @@ def _layer_states(hx, k: int, N: int, H: int, xs: Tensor, unbatched: bool):
     return hx[k].unsqueeze(0) if unbatched else hx[k]
 
 
-def _single_state_layers(step, input, hx, weights, batch_first):
-    """Driver for the RNN and GRU, whose state is just h."""
+def _single_state_layers(layer_loop, input, hx, weights, batch_first):
+    """Driver for the RNN and GRU, whose state is just h: ``layer_loop(xs, h0, w) -> (outputs, h_L)``."""
     xs, unbatched = _to_time_major(input, batch_first)
     h_n = []
-    for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(weights):
-        h = _layer_states(hx, k, xs.shape[1], w_hh.shape[1], xs, unbatched)
-        outs = []
-        for xp_t in _input_projection(xs, w_ih, b_ih).unbind(0):    # (N, G*H)
-            h = step(xp_t, h, w_hh.T, b_hh)
-            outs.append(h)
-        xs = torch.stack(outs)
+    for k, w in enumerate(weights):
+        h0 = _layer_states(hx, k, xs.shape[1], w.w_hh.shape[1], xs, unbatched)
+        xs, h = layer_loop(xs, h0, w)
         h_n.append(h)
     h_n = torch.stack(h_n)
     return _from_time_major(xs, batch_first, unbatched), (h_n.squeeze(1) if unbatched else h_n)
 
 
-def _rnn_step(xp_t, h, w_hh_t, b_hh, act):
-    hh = h @ w_hh_t if b_hh is None else torch.addmm(b_hh, h, w_hh_t)   # (N, H)
-    return act(xp_t + hh)
+def _rnn_loop(xs: Tensor, h: Tensor, w: LayerWeights, act) -> tuple[Tensor, Tensor]:
+    """h_t = act(x_t W_ih^T + b_ih + b_hh + h_{t-1} W_hh^T): one addmm and one activation per step."""
+    x_proj = _input_projection(xs, w.w_ih, _add_biases(w.b_ih, w.b_hh))   # (L, N, H): both biases hoisted
+    w_hh_t = w.w_hh.T                                                    # (H, H)
+    outs = []
+    for xp_t in x_proj.unbind(0):                                        # (N, H)
+        h = act(torch.addmm(xp_t, h, w_hh_t))
+        outs.append(h)
+    return torch.stack(outs), h
 
 
-def _gru_step(xp_t, h, w_hh_t, b_hh):
-    hh = h @ w_hh_t if b_hh is None else torch.addmm(b_hh, h, w_hh_t)   # (N, 3H): one matmul
-    x_r, x_z, x_n = xp_t.chunk(3, dim=1)
-    h_r, h_z, h_n = hh.chunk(3, dim=1)
-    r = torch.sigmoid(x_r + h_r)
-    z = torch.sigmoid(x_z + h_z)
-    n = torch.tanh(x_n + r * h_n)            # the reset gate after the matmul makes this fusion possible
-    return n + z * (h - n)                   # = (1 - z) n + z h
+def _gru_loop(xs: Tensor, h: Tensor, w: LayerWeights) -> tuple[Tensor, Tensor]:
+    """r, z = sigma(...), n = tanh(x W_in^T + b_in + r (h W_hn^T + b_hn)), h' = (1 - z) n + z h."""
+    H = w.w_hh.shape[1]
+    x_proj = _input_projection(xs, w.w_ih, w.b_ih)                       # (L, N, 3H)
+    w_hh_t = w.w_hh.T                                                    # (H, 3H)
+    xs_rz, xs_n = x_proj.split([2 * H, H], dim=2)                      # (L, N, 2H), (L, N, H): sliced once
+    outs = []
+    for x_rz, x_n in zip(xs_rz.unbind(0), xs_n.unbind(0)):               # (N, 2H), (N, H)
+        hh = h @ w_hh_t if w.b_hh is None else torch.addmm(w.b_hh, h, w_hh_t)   # (N, 3H): one matmul
+        h_rz, h_n = hh.split([2 * H, H], dim=1)                          # (N, 2H), (N, H)
+        r, z = torch.sigmoid(x_rz + h_rz).chunk(2, dim=1)                # (N, H) each: one sigmoid
+        n = torch.tanh(torch.addcmul(x_n, r, h_n))                       # reset gate after the matmul
+        h = torch.lerp(n, h, z)                                          # = n + z (h - n) = (1 - z) n + z h
+        outs.append(h)
+    return torch.stack(outs), h
 
 
 def fast_rnn(input: Tensor, hx: Tensor | None, weights: Sequence[LayerWeights], *,
              batch_first: bool = False, nonlinearity: str = "tanh") -> tuple[Tensor, Tensor]:
     """A stacked Elman RNN like ``nn.RNN``, with the input projection hoisted out of the loop."""
-    act = {"tanh": torch.tanh, "relu": torch.relu}[nonlinearity]
-    return _single_state_layers(lambda *a: _rnn_step(*a, act), input, hx, weights, batch_first)
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity should be 'tanh' or 'relu', got {nonlinearity!r}")
+    act = torch.tanh if nonlinearity == "tanh" else torch.relu
+    return _single_state_layers(lambda xs, h, w: _rnn_loop(xs, h, w, act), input, hx, weights, batch_first)
 
 
 def fast_gru(input: Tensor, hx: Tensor | None, weights: Sequence[LayerWeights], *,
              batch_first: bool = False) -> tuple[Tensor, Tensor]:
     """A stacked GRU like ``nn.GRU``, input projection hoisted, three gates in one recurrent matmul."""
-    return _single_state_layers(_gru_step, input, hx, weights, batch_first)
+    return _single_state_layers(_gru_loop, input, hx, weights, batch_first)
 
-__all__ = ["fast_rnn", "fast_lstm", "fast_gru"]
+
+def _ifog(t: Tensor | None) -> Tensor | None:
+    """Reorder PyTorch's stacked LSTM gates (i, f, g, o) to (i, f, o, g) along dim 0: sigmoids first."""
+    if t is None:
+        return None
+    i, f, g, o = t.chunk(4, dim=0)
+    return torch.cat([i, f, o, g])
 
 
 def fast_lstm(input: Tensor, hx: tuple[Tensor, Tensor] | None, weights: Sequence[LayerWeights], *,
@@ -91,17 +125,16 @@ def fast_lstm(input: Tensor, hx: tuple[Tensor, Tensor] | None, weights: Sequence
         H = w_hh.shape[1]
         h = _layer_states(None if hx is None else hx[0], k, N, H, xs, unbatched)
         c = _layer_states(None if hx is None else hx[1], k, N, H, xs, unbatched)
-        bias = None
-        if b_ih is not None or b_hh is not None:
-            bias = (0 if b_ih is None else b_ih) + (0 if b_hh is None else b_hh)   # (4H,)
-        x_proj = _input_projection(xs, w_ih, bias)             # (L, N, 4H): trick 1
-        w_hh_t = w_hh.T                                       # (H, 4H)
+        bias = _ifog(_add_biases(b_ih, b_hh))                  # (4H,), both biases hoisted
+        x_proj = _input_projection(xs, _ifog(w_ih), bias)      # (L, N, 4H): trick 1, gates i, f, o, g
+        w_hh_t = _ifog(w_hh).T                                 # (H, 4H)
         outs = []
         for xp_t in x_proj.unbind(0):                          # (N, 4H)
             gates = torch.addmm(xp_t, h, w_hh_t)              # (N, 4H): trick 2
-            i, f, g, o = gates.chunk(4, dim=1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
+            i, f, o = torch.sigmoid(gates[:, :3 * H]).chunk(3, dim=1)   # (N, H) each: one sigmoid
+            g = torch.tanh(gates[:, 3 * H:])                   # (N, H)
+            c = torch.addcmul(f * c, i, g)                     # c_t = f * c_{t-1} + i * g
+            h = o * torch.tanh(c)
             outs.append(h)
         xs = torch.stack(outs)                                # (L, N, H)
         h_n.append(h)
