@@ -1,0 +1,320 @@
+"""Grade every submission of an assignment in parallel, on Dask, into ONE nbgrader gradebook.
+
+``nbgrader autograde`` grades one submission after another, and each one pays for PyTorch's import in
+a fresh sandbox. Here each submission is one Dask task:
+
+1. The parent (the only process that touches the real gradebook) makes a *template* gradebook: a
+   small SQLite file holding just this assignment (its notebooks, cells, points, due date). The
+   template, the instructor's ``source`` folder of the assignment and one student's submitted files
+   travel with the task as bytes, so the workers need no shared filesystem.
+2. A worker (a Dask worker process, kept between tasks) grades the submission with nbgrader's own
+   ``Autograde`` converter and the course's configuration (so ``TrustedExecute`` and its sandbox,
+   unchanged), inside a private scratch course: a fresh copy of the template, then the submission.
+   The sandbox's zygote, which imports torch once, lives on in the worker process, so every later
+   submission only forks it. The real course directory is added to the sandbox's hidden paths.
+3. The worker sends back what ``Autograde`` wrote to its scratch gradebook for that student (every
+   grade's ``auto_score`` and ``needs_manual_grade``, every comment, the late penalty, the timestamp)
+   and the graded notebook's files.
+4. The parent copies those values, field by field, into the real gradebook with
+   :class:`nbgrader.api.Gradebook` (any SQLAlchemy URL: SQLite by default, PostgreSQL works the same),
+   and writes the files to ``autograded/<student>/<assignment>/``.
+
+A submission whose grading fails (the converter raises) is counted as *failed*; what the converter
+had already recorded for it (the student, the submission) is still written, as sequential nbgrader
+leaves it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+__all__ = ["SubmissionResult", "GradingSummary", "grade_assignment", "template_gradebook", "grade_one"]
+
+
+@dataclass
+class SubmissionResult:
+    """What a worker sends back for one student's submission (plain values and bytes only)."""
+
+    student: str
+    ok: bool
+    error: str = ""
+    timestamp: object = None                                   # datetime or None
+    notebooks: dict[str, dict] = field(default_factory=dict)   # notebook -> {"grades", "comments", "late_penalty"}
+    files: dict[str, bytes] = field(default_factory=dict)      # path relative to autograded/<student>/<assignment>
+    log: str = ""                                              # lines for autograded/trusted_grading.log
+    sandbox: list[str] = field(default_factory=list)           # the worker's sandbox report ("NOT ISOLATED ...")
+    seconds: float = 0.0
+
+
+@dataclass
+class GradingSummary:
+    """The outcome of :func:`grade_assignment`."""
+
+    assignment: str
+    graded: list[str]
+    failed: dict[str, str]       # student -> reason
+    seconds: float
+    sandbox: list[str] = field(default_factory=list)   # distinct sandbox report lines of all workers
+
+
+# ---------------------------------------------------------------------------------------------- parent side
+
+def _load_config(root: Path):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config_file = root / "nbgrader_config.py"
+    if not config_file.is_file():
+        raise ValueError(f"expected an nbgrader course directory with nbgrader_config.py, got {str(root)!r}")
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+
+def template_gradebook(db_url: str, course_id: str, assignment: str, path: Path) -> None:
+    """Copy one assignment (notebooks, grade/solution/task/source cells, due date) into a new SQLite gradebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url, course_id) as src, Gradebook(f"sqlite:///{path}", course_id) as dst:
+        try:
+            a = src.find_assignment(assignment)
+        except MissingEntry:
+            raise ValueError(f"expected assignment {assignment!r} in the gradebook; run "
+                             f"`nbgrader generate_assignment {assignment}` first") from None
+        dst.add_assignment(a.name, duedate=a.duedate)
+        for nb in a.notebooks:
+            dst.add_notebook(nb.name, a.name)
+            for c in nb.grade_cells:
+                dst.add_grade_cell(c.name, nb.name, a.name, max_score=c.max_score, cell_type=c.cell_type)
+            for c in nb.solution_cells:
+                dst.add_solution_cell(c.name, nb.name, a.name)
+            for c in nb.task_cells:
+                dst.add_task_cell(c.name, nb.name, a.name, max_score=c.max_score, cell_type=c.cell_type)
+            for c in nb.source_cells:
+                dst.add_source_cell(c.name, nb.name, a.name, source=c.source, cell_type=c.cell_type,
+                                    locked=c.locked, checksum=c.checksum)
+
+
+def _read_tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _write_tree(folder: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        dest = folder / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+
+
+def _write_result(gb, assignment: str, result: SubmissionResult) -> None:
+    """The single writer: copy one worker's result into the real gradebook, field by field."""
+    from .nbgrader_plugin import _COMMENT
+
+    if not result.notebooks and result.timestamp is None and not result.ok:
+        return                                   # failed before nbgrader recorded anything
+    gb.update_or_create_student(result.student)
+    if result.timestamp is not None:
+        submission = gb.update_or_create_submission(assignment, result.student, timestamp=result.timestamp)
+    else:
+        submission = gb.update_or_create_submission(assignment, result.student)
+    for nb in submission.notebooks:
+        theirs = result.notebooks.get(nb.name)
+        if theirs is None:
+            continue
+        for grade in nb.grades:
+            if grade.name in theirs["grades"]:
+                grade.auto_score, grade.needs_manual_grade = theirs["grades"][grade.name]
+        for comment in nb.comments:
+            if comment.name in theirs["comments"]:
+                auto, manual = theirs["comments"][comment.name]
+                comment.auto_comment = auto
+                if not comment.manual_comment or comment.manual_comment.startswith(_COMMENT):
+                    comment.manual_comment = manual
+        nb.late_submission_penalty = theirs["late_penalty"]
+    gb.db.commit()
+
+
+def _progress(total: int) -> Callable[[bool], None]:
+    """A progress bar (tqdm, on stderr): submissions done, failed and left."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="submission", file=sys.stderr, dynamic_ncols=True)
+    counts = {"done": 0, "failed": 0}
+
+    def step(ok: bool) -> None:
+        counts["done" if ok else "failed"] += 1
+        left = total - counts["done"] - counts["failed"]
+        bar.set_postfix(done=counts["done"], failed=counts["failed"], left=left, refresh=False)
+        bar.update(1)
+        if left == 0:
+            bar.close()
+
+    bar.set_postfix(done=0, failed=0, left=total, refresh=False)
+    return step
+
+
+def grade_assignment(assignment: str, *, root: str | os.PathLike = ".", students: Iterable[str] | None = None,
+                     workers: int | None = None, scheduler: str | None = None, db_url: str | None = None,
+                     progress: bool = True) -> GradingSummary:
+    """Autograde every submission of ``assignment`` in parallel; same gradebook as ``nbgrader autograde``.
+
+    ``root`` is the course directory (with ``nbgrader_config.py``). ``workers`` local worker processes
+    (default: the number of cores) on a Dask ``LocalCluster``, or the Dask cluster at ``scheduler``
+    (``"tcp://host:8786"``). ``db_url`` overrides the gradebook's SQLAlchemy URL (default: the course's,
+    ``sqlite:///<root>/gradebook.db``). Already graded submissions are graded again, like ``--force``.
+    """
+    from nbgrader.coursedir import CourseDirectory
+
+    if not isinstance(assignment, str) or not assignment or "/" in assignment:
+        raise ValueError(f"expected an assignment name such as '02_lstm', got {assignment!r}")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"expected a positive number of workers, got {workers!r}")
+    root = Path(root).resolve()
+    config = _load_config(root)
+    config.CourseDirectory.root = str(root)
+    if db_url:
+        config.CourseDirectory.db_url = db_url
+    coursedir = CourseDirectory(config=config)
+    submitted = root / coursedir.submitted_directory
+    found = sorted(p.parent.name for p in submitted.glob(f"*/{assignment}") if p.is_dir())
+    chosen = found if students is None else [s for s in students if s in found]
+    if students is not None and len(chosen) != len(list(students)):
+        missing = sorted(set(students) - set(found))
+        raise ValueError(f"expected submissions in {submitted}/<student>/{assignment}, none for {missing}")
+    source = root / coursedir.source_directory / assignment
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="grade-parallel-") as tmp:
+        template = Path(tmp) / "template.db"
+        template_gradebook(coursedir.db_url, coursedir.course_id, assignment, template)
+        shared = {"template": template.read_bytes(), "source": _read_tree(source), "root": str(root),
+                  "assignment": assignment, "config": (root / "nbgrader_config.py").read_text(encoding="utf-8")}
+        results = _run_on_dask(shared, {s: _read_tree(submitted / s / assignment) for s in chosen},
+                               workers=workers, scheduler=scheduler, progress=progress, db_url=coursedir.db_url,
+                               course_id=coursedir.course_id, autograded=root / coursedir.autograded_directory)
+    graded = sorted(r.student for r in results if r.ok)
+    failed = {r.student: r.error for r in results if not r.ok}
+    sandbox = list(dict.fromkeys(line for r in results for line in r.sandbox))
+    return GradingSummary(assignment, graded, failed, time.perf_counter() - t0, sandbox)
+
+
+def _run_on_dask(shared: dict, submissions: dict[str, dict[str, bytes]], *, workers, scheduler, progress,
+                 db_url: str, course_id: str, autograded: Path) -> list[SubmissionResult]:
+    from dask.distributed import Client, LocalCluster, as_completed
+    from nbgrader.api import Gradebook
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=40)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    step = _progress(len(submissions)) if progress and submissions else (lambda ok: None)
+    results = []
+    try:
+        shared_future = client.scatter(shared, broadcast=True)
+        futures = [client.submit(grade_one, shared_future, student, files, key=f"grade-{student}-{os.getpid()}",
+                                 pure=False)
+                   for student, files in submissions.items()]
+        with Gradebook(db_url, course_id) as gb:
+            for future in as_completed(futures):
+                try:
+                    result = future.result()
+                except Exception as exc:           # the worker died: no partial state to copy
+                    student = future.key.split("-", 1)[1].rsplit("-", 1)[0]
+                    result = SubmissionResult(student, False, f"worker lost: {exc}")
+                _write_result(gb, shared["assignment"], result)
+                dest = autograded / result.student / shared["assignment"]
+                if result.ok:
+                    shutil.rmtree(dest, ignore_errors=True)
+                    _write_tree(dest, result.files)
+                if result.log:
+                    autograded.mkdir(parents=True, exist_ok=True)
+                    with open(autograded / "trusted_grading.log", "a", encoding="utf-8") as f:
+                        f.write(result.log)
+                results.append(result)
+                step(result.ok)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return results
+
+
+# ---------------------------------------------------------------------------------------------- worker side
+
+_SCRATCH: dict[str, Path] = {}
+
+
+def _scratch() -> Path:
+    """This worker process's private course directory, kept between tasks (so the sandbox keeps its zygote)."""
+    if "dir" not in _SCRATCH:
+        _SCRATCH["dir"] = Path(tempfile.mkdtemp(prefix="grade-worker-"))
+    return _SCRATCH["dir"]
+
+
+def grade_one(shared: dict, student: str, files: dict[str, bytes]) -> SubmissionResult:
+    """Worker task: autograde one submission with nbgrader's ``Autograde`` in this process's scratch course."""
+    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.converters import Autograde
+    from nbgrader.coursedir import CourseDirectory
+
+    t0 = time.perf_counter()
+    assignment, real_root = shared["assignment"], Path(shared["root"])
+    work = _scratch()
+    for name in ("source", "submitted", "autograded"):
+        shutil.rmtree(work / name, ignore_errors=True)
+    (work / "nbgrader_config.py").write_text(shared["config"], encoding="utf-8")   # the course's, shipped
+    db = work / "gradebook.db"
+    db.write_bytes(shared["template"])
+    _write_tree(work / "source" / assignment, shared["source"])
+    _write_tree(work / "submitted" / student / assignment, files)
+
+    config = _load_config(work)
+    config.CourseDirectory.root = str(work)
+    config.CourseDirectory.source_directory = "source"
+    config.CourseDirectory.submitted_directory = "submitted"
+    config.CourseDirectory.autograded_directory = "autograded"
+    config.CourseDirectory.db_url = f"sqlite:///{db}"
+    config.CourseDirectory.assignment_id = assignment
+    config.CourseDirectory.student_id = student
+    hidden = list(config.TrustedExecute.hide_paths) if "hide_paths" in config.TrustedExecute else []
+    config.TrustedExecute.hide_paths = [*hidden, str(real_root)]     # the real course stays out of reach
+    config.Autograde.force = True
+    result = SubmissionResult(student, True)
+    try:
+        coursedir = CourseDirectory(config=config)
+        Autograde(coursedir=coursedir, config=config).start()
+    except BaseException as exc:                 # nbgrader's failures are NbGraderException, others too
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        result.ok = False
+        result.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    with Gradebook(f"sqlite:///{db}") as gb:
+        try:
+            sub = gb.find_submission(assignment, student)
+        except MissingEntry:
+            sub = None
+        if sub is not None:
+            result.timestamp = sub.timestamp
+            for nb in sub.notebooks:
+                result.notebooks[nb.name] = {
+                    "grades": {g.name: (g.auto_score, g.needs_manual_grade) for g in nb.grades},
+                    "comments": {c.name: (c.auto_comment, c.manual_comment) for c in nb.comments},
+                    "late_penalty": nb.late_submission_penalty,
+                }
+    out = work / "autograded" / student / assignment
+    if result.ok and out.is_dir():
+        result.files = _read_tree(out)
+    log = work / "autograded" / "trusted_grading.log"
+    if log.is_file():
+        result.log = log.read_text(encoding="utf-8")
+    from . import nbgrader_plugin
+    zygote = nbgrader_plugin._ZYGOTE["zygote"]
+    result.sandbox = list(getattr(zygote, "report", None) or [])
+    result.seconds = time.perf_counter() - t0
+    return result

@@ -1,0 +1,183 @@
+"""Grading in parallel lands the same gradebook as plain sequential ``nbgrader autograde``.
+
+One temporary copy of the course (the repository's ``nbgrader_config.py`` with the short time limits of
+``test_trusted_grading.py``, and ``solutions/``) goes through ``nbgrader generate_assignment 02_lstm``,
+gets a class of submissions (the solution, the untouched release, a realistic mistake, two
+adversarial tricks, a crashing cell and a notebook that is not JSON), and is then copied: one copy is
+graded with ONE plain ``nbgrader autograde 02_lstm``, the other with the parallel command (two
+Dask worker processes on a LocalCluster). The two gradebooks must agree cell by cell: every score,
+every "needs manual grade" flag, every comment, for every student. A PostgreSQL gradebook (a real
+server, started by the test) must end with the same grades too.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from test_trusted_grading import (COURSE_ID, TEST_LIMITS, Case, _notebook, nbgrader, read_case, submission,
+                                  write)
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENT = "02_lstm"
+BIN = Path(sys.executable).parent
+
+
+def _class_of(course: Path) -> dict[str, str]:
+    """Write the submissions; return student -> what it is."""
+    tokens = {"PORT": "9", "COURSE": str(course), "TABLE": "{}"}
+    kinds = {}
+    for student, case in [
+        ("solution", Case("solution", ASSIGNMENT, "", {}, "", [], False)),
+        ("mistake", read_case(ROOT / "tests/fixtures/submissions/02_lstm/cell_state_restarts.py")),
+        ("patches_allclose", read_case(ROOT / "tests/adversarial/patches_allclose.py")),
+        ("os_exit", read_case(ROOT / "tests/adversarial/os_exit_top_level.py")),
+    ]:
+        case.assignment = ASSIGNMENT
+        write(course, student, ASSIGNMENT, submission(course, case, tokens))
+        kinds[student] = student
+    untouched = nbformat.read(_notebook(course, "exercises", ASSIGNMENT), as_version=4)
+    write(course, "untouched", ASSIGNMENT, untouched)
+    crashing = nbformat.read(_notebook(course, "exercises", ASSIGNMENT), as_version=4)
+    crashing.cells.insert(2, nbformat.v4.new_code_cell("import ctypes\nctypes.string_at(0)   # segfault"))
+    write(course, "segfault", ASSIGNMENT, crashing)
+    broken = course / "submitted" / "not_json" / ASSIGNMENT / _notebook(course, "exercises", ASSIGNMENT).name
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{ this is not a notebook")
+    kinds.update(untouched="untouched", segfault="segfault", not_json="not_json")
+    return kinds
+
+
+@pytest.fixture(scope="module")
+def courses(tmp_path_factory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("parallel")
+    course = base / "sequential"
+    course.mkdir()
+    (course / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text() + TEST_LIMITS)
+    shutil.copytree(ROOT / "solutions" / ASSIGNMENT, course / "solutions" / ASSIGNMENT)
+    nbgrader(course, "generate_assignment", ASSIGNMENT)
+    _class_of(course)
+    twin = base / "parallel"
+    shutil.copytree(course, twin)
+    shutil.copytree(course, base / "postgres")
+    (base / "postgres" / "gradebook.db").unlink()            # its gradebook will be a PostgreSQL database
+    nbgrader(course, "autograde", ASSIGNMENT, check=False)     # not_json fails, as it should
+    return course, twin
+
+
+def gradebook_dump(db_url: str, assignment: str) -> dict:
+    """Every value autograding writes, per (student, notebook, cell)."""
+    from nbgrader.api import Gradebook
+    out = {}
+    with Gradebook(db_url, COURSE_ID) as gb:
+        for sub in gb.find_assignment(assignment).submissions:
+            for nb in sub.notebooks:
+                out[(sub.student.id, nb.name, "late_penalty")] = nb.late_submission_penalty
+                for g in nb.grades:
+                    out[(sub.student.id, nb.name, "grade", g.name)] = (g.auto_score, g.manual_score,
+                                                                      g.needs_manual_grade)
+                for c in nb.comments:
+                    out[(sub.student.id, nb.name, "comment", c.name)] = (c.auto_comment, c.manual_comment)
+    return out
+
+
+def _env(course: Path) -> dict:
+    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", KERAS_BACKEND="torch",
+                MPLBACKEND="Agg", KERAS_HOME=str(course / ".keras"))
+
+
+def run_parallel(course: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "course_lib.grading.cli", ASSIGNMENT, "--workers", "2", *extra],
+                          cwd=course, env=_env(course), capture_output=True, text=True, timeout=600)
+
+
+def test_parallel_gradebook_agrees_with_sequential_cell_by_cell(courses):
+    sequential, parallel = courses
+    done = run_parallel(parallel)
+    assert done.returncode == 1, done.stderr[-4000:]        # not_json failed, so the command says so
+    assert "6 graded, 1 failed" in done.stdout, done.stdout
+    assert "FAILED not_json" in done.stdout
+    assert "failed=1" in done.stderr and "left=0" in done.stderr, done.stderr[-2000:]    # the progress bar
+    seq = gradebook_dump(f"sqlite:///{sequential / 'gradebook.db'}", ASSIGNMENT)
+    par = gradebook_dump(f"sqlite:///{parallel / 'gradebook.db'}", ASSIGNMENT)
+    assert set(par) == set(seq)
+    assert {k: v for k, v in par.items() if seq[k] != v} == {}
+    # The grades are the right ones, not merely the same ones.
+    scores = {(k[0], k[3]): v[0] for k, v in seq.items() if k[2] == "grade"}
+    assert scores[("solution", "lstm_cell_check")] > 0 and scores[("solution", "lstm_layer_check")] > 0
+    assert scores[("untouched", "lstm_cell_check")] == 0
+    assert scores[("mistake", "lstm_layer_check")] == 0 and scores[("mistake", "lstm_cell_check")] > 0
+    assert scores[("patches_allclose", "lstm_cell_check")] == 0
+    assert scores[("os_exit", "lstm_cell_check")] == 0
+    # The graded notebooks are written where nbgrader writes them, for the same students.
+    graded = lambda c: sorted(p.parent.parent.name for p in (c / "autograded").glob(f"*/{ASSIGNMENT}/*.ipynb"))  # noqa: E731
+    assert graded(parallel) == graded(sequential) and "not_json" not in graded(parallel)
+
+
+def test_bad_assignment_is_one_sentence(courses):
+    _, parallel = courses
+    done = run_parallel(parallel.parent / "sequential", "--student", "nobody_here")
+    assert done.returncode == 2 and "expected submissions in" in done.stderr and "Traceback" not in done.stderr
+    from course_lib.grading.parallel import grade_assignment
+    with pytest.raises(ValueError, match="expected an assignment name"):
+        grade_assignment("", root=parallel)
+
+
+# ------------------------------------------------------------------------------------------ PostgreSQL
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throw-away PostgreSQL server (Debian's ``postgresql`` package), on 127.0.0.1 and a free port."""
+    pg = _pg_bin()
+    if pg is None:
+        pytest.skip("Debian's postgresql package is not installed (no initdb)")
+    pytest.importorskip("psycopg")   # SQLAlchemy's default driver for postgresql:// URLs
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data = Path(tempfile.mkdtemp(prefix="pg-gradebook-"))
+    if as_user:
+        shutil.chown(data, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True, text=True,  # noqa: E731
+                                      timeout=120)
+    run(str(pg / "initdb"), "-D", str(data / "db"), "-U", "grader", "--auth=trust")
+    run(str(pg / "pg_ctl"), "-D", str(data / "db"), "-l", str(data / "log"), "-w", "-o",
+        f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")
+    try:
+        run(str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "grader", "gradebook")
+        yield f"postgresql://grader@127.0.0.1:{port}/gradebook"
+    finally:
+        subprocess.run([*as_user, str(pg / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=120)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_postgresql_gradebook_gets_the_same_grades(courses, postgres_url):
+    sequential, _ = courses
+    course = sequential.parent / "postgres"
+    nbgrader(course, "generate_assignment", ASSIGNMENT, "--force", f"--db={postgres_url}")
+    students = ["solution", "mistake", "not_json"]
+    done = run_parallel(course, "--db-url", postgres_url, *(f"--student={s}" for s in students))
+    assert "2 graded, 1 failed" in done.stdout, done.stdout + done.stderr[-3000:]
+    seq = gradebook_dump(f"sqlite:///{sequential / 'gradebook.db'}", ASSIGNMENT)
+    pg = gradebook_dump(postgres_url, ASSIGNMENT)
+    assert not (course / "gradebook.db").exists()          # nothing went to a SQLite file instead
+    want = {k: v for k, v in seq.items() if k[0] in students}
+    assert set(pg) == set(want)
+    assert {k: v for k, v in pg.items() if want[k] != v} == {}
