@@ -43,11 +43,18 @@ c.ClearHiddenTests.end_test_delimeter = "END HIDDEN TESTS"
 # (its own user, no network, limits, the course directory hidden); the test cells' checkers run in
 # nbgrader's own process on the plain arrays that come back, plus one run with a secret seed. So
 # `nbgrader autograde` never executes student code and the test cells in the same interpreter.
-from course_lib.grading.nbgrader_plugin import RestoreCellMetadata, TrustedExecute  # noqa: E402
+from course_lib.grading.nbgrader_plugin import (  # noqa: E402
+    MarkGradingFinished, MarkGradingStarted, RestoreCellMetadata, TrustedExecute, recover_interrupted)
+
+# A grading run that was killed (power cut, Ctrl-C twice, SIGKILL) may have left autograded folders of
+# submissions whose grades were never saved; nbgrader would skip them. Remove them so that a plain
+# `nbgrader autograde` grades them again. (Do not run two autogrades of one course at once.)
+recover_interrupted(os.path.join(c.CourseDirectory.root, "autograded"))
 
 # A cell whose nbgrader metadata a student edited (unknown, renamed or duplicated grade ids,
 # flipped flags) is put back as the gradebook says, instead of failing the whole submission.
 c.Autograde.sanitize_preprocessors = [
+    MarkGradingStarted,            # a killed run leaves a marker: see recover_interrupted above
     "nbgrader.preprocessors.ClearOutput",
     RestoreCellMetadata,
     "nbgrader.preprocessors.DeduplicateIds",
@@ -63,6 +70,7 @@ c.Autograde.autograde_preprocessors = [
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
+    MarkGradingFinished,           # the grades are saved: drop the marker
 ]
 # Each notebook runs in under a minute once solved. One cell may take at most two minutes before it
 # is stopped and skipped (the names it would define are missing; the rest still runs), one call of a

@@ -314,3 +314,20 @@ def test_top_level_eval_is_charged_to_every_part_and_clean_code_to_none():
     assert set(findings("eval('1')", "def lstm_cell(*a):\n    pass")) == {"lstm_cell_check", "lstm_layer_check"}
     assert findings("print(torch.nn.LSTMCell(3, 4)(x))", "def lstm_cell(*a):\n    pass") == {}   # a try-out
     assert findings("def lstm_cell(*a):\n    return reference_answer(*a)\n%timeit lstm_cell()") == {}
+
+
+def test_recover_interrupted_regrades_only_submissions_whose_grading_never_finished(tmp_path):
+    """A marker left by a killed run makes the next nbgrader command drop that half-written folder; a
+    finished submission (no marker) is kept, so a plain re-run grades each submission exactly once."""
+    from course_lib.grading.nbgrader_plugin import MARKER, recover_interrupted
+    autograded = tmp_path / "autograded"
+    (autograded / "ada" / "01_rnn").mkdir(parents=True)
+    (autograded / "ada" / "01_rnn" / "rnn.ipynb").write_text("{}")
+    (autograded / "ada" / ("01_rnn" + MARKER)).write_text("started")
+    (autograded / "bob" / "01_rnn").mkdir(parents=True)
+    (autograded / "bob" / "01_rnn" / "rnn.ipynb").write_text("{}")
+    removed = recover_interrupted(str(autograded))
+    assert removed == [str(autograded / "ada" / "01_rnn")]
+    assert not (autograded / "ada" / "01_rnn").exists()
+    assert not (autograded / "ada" / ("01_rnn" + MARKER)).exists()
+    assert (autograded / "bob" / "01_rnn" / "rnn.ipynb").exists()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import atexit
 import contextlib
+import glob
 import datetime
 import importlib
 import os
@@ -292,6 +293,54 @@ class RestoreCellMetadata(NbGraderPreprocessor):
                 self.log.warning("nbgrader metadata of cell %r was edited; restored from the gradebook", gid)
             cell.metadata["nbgrader"] = restored
         return nb, resources
+
+
+MARKER = ".incomplete"
+
+
+def _dest(preprocessor: NbGraderPreprocessor, resources: ResourcesDict) -> str:
+    coursedir = CourseDirectory(config=preprocessor.config)
+    info = resources["nbgrader"]
+    return coursedir.format_path(coursedir.autograded_directory, info["student"], info["assignment"])
+
+
+class MarkGradingStarted(NbGraderPreprocessor):
+    """First of the sanitize step: leave ``autograded/<student>/<assignment>.incomplete`` beside the folder
+    nbgrader is about to write, so that a run killed before the grades are saved is noticed next time."""
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
+        marker = _dest(self, resources).rstrip(os.sep) + MARKER
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker, "w") as f:
+            f.write("grading started; this submission is graded again by the next nbgrader autograde\n")
+        return nb, resources
+
+
+class MarkGradingFinished(NbGraderPreprocessor):
+    """Last of the autograde step, after SaveAutoGrades: the grades are in the gradebook, drop the marker."""
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
+        marker = _dest(self, resources).rstrip(os.sep) + MARKER
+        if os.path.exists(marker):
+            os.unlink(marker)
+        return nb, resources
+
+
+def recover_interrupted(autograded_dir: str) -> list[str]:
+    """Remove the autograded folders of submissions whose grading was killed before its grades were saved.
+
+    nbgrader skips a submission whose autograded folder exists, and it writes that folder before
+    grading. ``nbgrader_config.py`` calls this when any nbgrader command starts, so a plain re-run of
+    ``nbgrader autograde`` grades those submissions again. Returns the folders removed.
+    """
+    removed = []
+    for marker in glob.glob(os.path.join(glob.escape(autograded_dir), "*", "*" + MARKER)):
+        dest = marker[: -len(MARKER)]
+        if os.path.isdir(dest):
+            shutil.rmtree(dest)
+            removed.append(dest)
+        os.unlink(marker)
+    return removed
 
 
 @contextlib.contextmanager
