@@ -87,16 +87,43 @@ def test_fast_layers_unbatched_and_without_bias(kind):
         _assert_same(fn(x, None, weights_of(net)), net(x), torch.float32)
 
 
-def test_fast_lstm_gradients_match_torch():
+@pytest.mark.parametrize("kind", sorted(FAST))
+def test_fast_layers_gradients_match_torch(kind):
+    """With autograd on, the fast layers take the recording loop: same outputs, same weight and input grads."""
+    Module, fn = FAST[kind]
     torch.manual_seed(6)
-    net = nn.LSTM(3, 4, num_layers=2)
-    x = torch.randn(8, 2, 3)
-    net(x)[0].square().sum().backward()
-    expected = [p.grad.clone() for p in net.parameters()]
+    net = Module(3, 4, num_layers=2).double()
+    x = torch.randn(8, 2, 3, dtype=torch.float64, requires_grad=True)
+    expected_out = net(x)[0]
+    expected_out.square().sum().backward()
+    expected = [p.grad.clone() for p in net.parameters()] + [x.grad.clone()]
     net.zero_grad()
-    fast_lstm(x, None, weights_of(net))[0].square().sum().backward()
-    for p, g in zip(net.parameters(), expected):
-        assert torch.allclose(p.grad, g, atol=1e-5)
+    x.grad = None
+    out = fn(x, None, weights_of(net))[0]
+    assert out.requires_grad
+    torch.testing.assert_close(out, expected_out, rtol=0, atol=1e-12)
+    out.square().sum().backward()
+    for got, want in zip([p.grad for p in net.parameters()] + [x.grad], expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", sorted(FAST))
+def test_fast_layers_without_autograd_leave_the_initial_state_alone(kind):
+    """The inference loops work in place; the caller's h0 (and c0) must come back untouched."""
+    Module, fn = FAST[kind]
+    torch.manual_seed(8)
+    net = Module(3, 4, num_layers=2)
+    x = torch.randn(5, 2, 3)
+    h0 = torch.randn(2, 2, 4)
+    hx = (h0, torch.randn(2, 2, 4)) if kind == "lstm" else h0
+    before = [t.clone() for t in (hx if kind == "lstm" else (hx,))]
+    with torch.no_grad():
+        out, state = fn(x, hx, weights_of(net))
+        want_out, want_state = net(x, hx)
+    for t, b in zip(hx if kind == "lstm" else (hx,), before):
+        assert torch.equal(t, b)
+    _assert_same((out, state), (want_out, want_state), torch.float32)
+    assert not out.requires_grad
 
 
 def test_weights_of_rejects_what_it_cannot_represent():
