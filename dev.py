@@ -4,8 +4,9 @@
     python3 dev.py book    # set up .venv, build the HTML book into book/_build/html
     python3 dev.py test    # set up .venv, run the test suite (extra args go to pytest)
 
-The test suite includes a real-browser test of the built book; as root on Debian, ``test``
-installs the ``chromium`` package if it is missing (a distribution package, never a download).
+The test suite includes a real-browser test of the built book and a test of grading into a
+PostgreSQL gradebook; as root on Debian, ``test`` installs the ``chromium`` and ``postgresql``
+packages if they are missing (distribution packages, never a download).
 
 Set-up creates a virtual environment in ``.venv`` and installs ``course_lib`` with
 every tool the course uses, pinned by ``constraints.txt`` (PyTorch 2.13.0, CPU
@@ -13,6 +14,7 @@ build). It is skipped when nothing it depends on has changed since the last run.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import subprocess
@@ -50,14 +52,22 @@ def setup() -> None:
     STAMP.write_text(fingerprint)
 
 
-def ensure_chromium() -> None:
-    """The browser test drives Debian's Chromium; install it with apt-get when we are root and it is missing."""
-    if Path("/usr/bin/chromium").exists() or os.geteuid() != 0 or not Path("/usr/bin/apt-get").exists():
+#: Debian packages the tests use, and a path each one installs.
+SYSTEM_PACKAGES = {
+    "chromium": "/usr/bin/chromium",                       # tests/test_book_site.py: the built book in a browser
+    "postgresql": "/usr/lib/postgresql/*/bin/initdb",      # tests/test_grading_parallel.py: a PostgreSQL gradebook
+}
+
+
+def ensure_system_packages() -> None:
+    """Install the missing packages of SYSTEM_PACKAGES with apt-get when we are root on Debian (else the tests skip)."""
+    missing = [name for name, path in SYSTEM_PACKAGES.items() if not glob.glob(path)]
+    if not missing or os.geteuid() != 0 or not Path("/usr/bin/apt-get").exists():
         return
-    print("dev.py: installing Debian's chromium for the browser test", flush=True)
+    print(f"dev.py: installing Debian's {' and '.join(missing)} for the tests", flush=True)
     quiet = {"stdout": subprocess.DEVNULL}
     subprocess.run(["apt-get", "update", "-qq"], check=True, **quiet)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True,
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True,
                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, **quiet)
 
 
@@ -86,7 +96,7 @@ def main(argv: list[str]) -> int:
     if command == "setup":
         return 0
     if command == "test":
-        ensure_chromium()
+        ensure_system_packages()
         return run([str(PY), "-m", "pytest", *rest])
     # The pages' kernels pick matplotlib's inline backend themselves; Agg would hide their figures.
     env = course_env()

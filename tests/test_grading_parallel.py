@@ -96,14 +96,15 @@ def _env(course: Path) -> dict:
                 MPLBACKEND="Agg", KERAS_HOME=str(course / ".keras"))
 
 
-def run_parallel(course: Path, *extra: str) -> subprocess.CompletedProcess:
+def run_parallel(course: Path, *extra: str, tmpdir: Path | None = None) -> subprocess.CompletedProcess:
+    env = _env(course) if tmpdir is None else dict(_env(course), TMPDIR=str(tmpdir))
     return subprocess.run([sys.executable, "-m", "course_lib.grading.cli", ASSIGNMENT, "--workers", "2", *extra],
-                          cwd=course, env=_env(course), capture_output=True, text=True, timeout=600)
+                          cwd=course, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_parallel_gradebook_agrees_with_sequential_cell_by_cell(courses):
+def test_parallel_gradebook_agrees_with_sequential_cell_by_cell(courses, tmp_path):
     sequential, parallel = courses
-    done = run_parallel(parallel)
+    done = run_parallel(parallel, tmpdir=tmp_path)
     assert done.returncode == 1, done.stderr[-4000:]        # not_json failed, so the command says so
     assert "6 graded, 1 failed" in done.stdout, done.stdout
     assert "FAILED not_json" in done.stdout
@@ -122,6 +123,9 @@ def test_parallel_gradebook_agrees_with_sequential_cell_by_cell(courses):
     # The graded notebooks are written where nbgrader writes them, for the same students.
     graded = lambda c: sorted(p.parent.parent.name for p in (c / "autograded").glob(f"*/{ASSIGNMENT}/*.ipynb"))  # noqa: E731
     assert graded(parallel) == graded(sequential) and "not_json" not in graded(parallel)
+    # The workers' scratch courses and sandboxes are gone once the command has returned.
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith(("grade-", "trusted-grading-"))]
+    assert left == []
 
 
 def test_bad_assignment_is_one_sentence(courses):

@@ -22,9 +22,15 @@ a fresh sandbox. Here each submission is one Dask task:
 A submission whose grading fails (the converter raises) is counted as *failed*; what the converter
 had already recorded for it (the student, the submission) is still written, as sequential nbgrader
 leaves it.
+
+Start-up is most of the cost of a small class, so the local workers are forked from a ``forkserver``
+that has imported :mod:`.worker_preload` (nbgrader, torch, the checkers) once, and a Dask worker
+plugin closes each worker's sandbox and scratch course when the cluster shuts down.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
 import shutil
 import sys
@@ -35,7 +41,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-__all__ = ["SubmissionResult", "GradingSummary", "grade_assignment", "template_gradebook", "grade_one"]
+from distributed.diagnostics.plugin import WorkerPlugin
+
+__all__ = ["SubmissionResult", "GradingSummary", "grade_assignment", "template_gradebook", "grade_one",
+           "skip_iri_grammar"]
+
+
+def skip_iri_grammar() -> None:
+    """Make ``import rfc3987_syntax`` fail in this process, before anything imports ``jsonschema``.
+
+    jsonschema imports it, if installed, for its optional "iri" format check, and that import builds
+    a Lark grammar: 2.8 s of CPU in every process that imports nbformat. nbformat and nbgrader never
+    check formats, so nothing here uses it; jsonschema skips the check when the import fails.
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)
 
 
 @dataclass
@@ -77,14 +96,28 @@ def _load_config(root: Path):
 
 def template_gradebook(db_url: str, course_id: str, assignment: str, path: Path) -> None:
     """Copy one assignment (notebooks, grade/solution/task/source cells, due date) into a new SQLite gradebook."""
-    from nbgrader.api import Gradebook, MissingEntry
+    import sqlite3
 
-    with Gradebook(db_url, course_id) as src, Gradebook(f"sqlite:///{path}", course_id) as dst:
+    from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy import text
+
+    with Gradebook(db_url, course_id) as src:
         try:
             a = src.find_assignment(assignment)
         except MissingEntry:
             raise ValueError(f"expected assignment {assignment!r} in the gradebook; run "
                              f"`nbgrader generate_assignment {assignment}` first") from None
+        # A new gradebook asks the `alembic` command for the schema version (a subprocess, about 1 s);
+        # the new one has the course gradebook's schema, so it gets that gradebook's version.
+        version = src.db.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        with contextlib.closing(sqlite3.connect(path)) as db, db:
+            db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+            db.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (version,))
+        _copy_assignment(a, Gradebook(f"sqlite:///{path}", course_id))
+
+
+def _copy_assignment(a, dst) -> None:
+    with dst:
         dst.add_assignment(a.name, duedate=a.duedate)
         for nb in a.notebooks:
             dst.add_notebook(nb.name, a.name)
@@ -203,19 +236,19 @@ def grade_assignment(assignment: str, *, root: str | os.PathLike = ".", students
 
 def _run_on_dask(shared: dict, submissions: dict[str, dict[str, bytes]], *, workers, scheduler, progress,
                  db_url: str, course_id: str, autograded: Path) -> list[SubmissionResult]:
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
     from nbgrader.api import Gradebook
 
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=40)
+        cluster = _local_cluster(workers or os.cpu_count() or 1)
         client = Client(cluster)
     else:
         client = Client(scheduler)
     step = _progress(len(submissions)) if progress and submissions else (lambda ok: None)
     results = []
     try:
+        client.register_plugin(_CloseSandbox(), name="course_lib-close-sandbox")
         shared_future = client.scatter(shared, broadcast=True)
         futures = [client.submit(grade_one, shared_future, student, files, key=f"grade-{student}-{os.getpid()}",
                                  pure=False)
@@ -245,9 +278,48 @@ def _run_on_dask(shared: dict, submissions: dict[str, dict[str, bytes]], *, work
     return results
 
 
+def _local_cluster(workers: int):
+    """A ``LocalCluster`` of one-thread worker processes forked from a forkserver that imported
+    :mod:`.worker_preload` (nbgrader, torch, the checkers) once; spawned workers would each import them."""
+    import multiprocessing
+
+    import dask
+    from dask.distributed import LocalCluster
+    from distributed.utils import get_mp_context
+
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        get_mp_context()         # sets distributed's own forkserver preload list once; ours replaces it
+        multiprocessing.get_context("forkserver").set_forkserver_preload(
+            ["distributed", "course_lib.grading.worker_preload"])
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                            silence_logs=40)
+
+
+class _CloseSandbox(WorkerPlugin):
+    """Dask worker plugin: when a worker shuts down, close its sandbox's zygote and remove its scratch course."""
+
+    idempotent = True
+
+    def setup(self, worker) -> None:
+        pass
+
+    def teardown(self, worker) -> None:
+        _close_worker()
+
+
+def _close_worker() -> None:
+    from .nbgrader_plugin import _close_zygote
+
+    _close_zygote()
+    work = _SCRATCH.pop("dir", None)
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
+    _SCRATCH.pop("config", None)
+
+
 # ---------------------------------------------------------------------------------------------- worker side
 
-_SCRATCH: dict[str, Path] = {}
+_SCRATCH: dict[str, object] = {}
 
 
 def _scratch() -> Path:
@@ -255,6 +327,14 @@ def _scratch() -> Path:
     if "dir" not in _SCRATCH:
         _SCRATCH["dir"] = Path(tempfile.mkdtemp(prefix="grade-worker-"))
     return _SCRATCH["dir"]
+
+
+def _worker_config(work: Path, text: str):
+    """The course's configuration, read once per worker (reading runs nbgrader_config.py); a copy per task."""
+    cached = _SCRATCH.get("config")
+    if cached is None or cached[0] != text:
+        _SCRATCH["config"] = cached = (text, _load_config(work))
+    return copy.deepcopy(cached[1])
 
 
 def grade_one(shared: dict, student: str, files: dict[str, bytes]) -> SubmissionResult:
@@ -274,7 +354,7 @@ def grade_one(shared: dict, student: str, files: dict[str, bytes]) -> Submission
     _write_tree(work / "source" / assignment, shared["source"])
     _write_tree(work / "submitted" / student / assignment, files)
 
-    config = _load_config(work)
+    config = _worker_config(work, shared["config"])
     config.CourseDirectory.root = str(work)
     config.CourseDirectory.source_directory = "source"
     config.CourseDirectory.submitted_directory = "submitted"
