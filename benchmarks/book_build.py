@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from dev import VENV, course_env  # noqa: E402  (the build environment dev.py uses)
+from record import recorded  # noqa: E402
 
 TARGETS_S = {"cold": 600.0, "warm": 60.0}
 SKIP = {"book", ".git", ".venv"}
@@ -59,7 +60,13 @@ def build(book: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy and print its path")
+    parser.add_argument("--save", action="store_true", help="also write benchmarks/results/book_build.txt")
     args = parser.parse_args()
+    with recorded("book_build", args.save):
+        run(args)
+
+
+def run(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="book-build-"))
     try:
         book = make_copy(tmp)

@@ -23,6 +23,7 @@ import argparse
 import torch
 
 from course_lib.benchmarks import KINDS, SHAPES, format_reference_speed, ratio_span, time_layer
+from record import recorded
 
 TARGET = 1.2   # fast / native, on every shape
 
@@ -35,7 +36,13 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", choices=list(KINDS), default=list(KINDS))
     parser.add_argument("--shapes", nargs="+", type=int, choices=range(len(SHAPES)),
                         default=list(range(len(SHAPES))), help="indices into SHAPES (0, 1, 2)")
+    parser.add_argument("--save", action="store_true", help="also write benchmarks/results/reference_speed.txt")
     args = parser.parse_args()
+    with recorded("reference_speed", args.save):
+        run(args)
+
+
+def run(args) -> None:
     torch.set_num_threads(args.threads)
     shapes = [SHAPES[0]] if args.quick else [SHAPES[i] for i in args.shapes]
     repeats = 3 if args.quick else args.repeats

@@ -31,6 +31,7 @@ from jupyter_client.manager import KernelManager
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from dev import course_env  # noqa: E402  (the environment the course's notebooks run in)
+from record import recorded  # noqa: E402
 
 CHECK_TARGET_S = 3.0
 HIDDEN = re.compile(r"^### BEGIN HIDDEN TESTS$.*?^### END HIDDEN TESTS$\n?", re.S | re.M)
@@ -75,7 +76,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("assignments", nargs="*", help="folders of solutions/ (default: all)")
     parser.add_argument("--repeats", type=int, default=3, help="fresh kernels per assignment")
+    parser.add_argument("--save", action="store_true", help="also write benchmarks/results/student_loop.txt")
     args = parser.parse_args()
+    with recorded("student_loop", args.save):
+        run(args)
+
+
+def run(args) -> None:
     names = args.assignments or sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
     print(f"median of {args.repeats} fresh kernels; check target < {CHECK_TARGET_S:.0f} s\n")
     print(f"{'assignment':18} {'kernel s':>8} {'imports s':>9} {'checks':>6} {'slowest check s':>15} "

@@ -15,10 +15,13 @@ median over rounds), so a neighbour's load on a shared machine slows them alike 
 ratios stay meaningful even when the absolute times do not.
 
 Used by ``benchmarks/reference_speed.py`` (the full table) and ``book/appendix/benchmarks.md``
-(a quick table measured when the book is built).
+(a quick table measured when the book is built). :func:`machine` says where a table was measured.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import platform
 import statistics
 import time
 import warnings
@@ -27,6 +30,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from pathlib import Path
 
 from course_lib.reference import fast_gru, fast_lstm, fast_rnn, gru, lstm, rnn, weights_of
 
@@ -152,3 +157,15 @@ def ratio_span(rows: Sequence[Timing], variant: str) -> tuple[float, float]:
     if not ratios:
         raise ValueError(f"no rows for variant {variant!r}; variants are {VARIANTS}")
     return min(ratios), max(ratios)
+
+
+def machine() -> str:
+    """Where figures were measured: cores, CPU model, Python and PyTorch versions, in one line."""
+    model = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return (f"{len(os.sched_getaffinity(0))} cores ({model}), Python {platform.python_version()}, "
+            f"torch {torch.__version__}")
