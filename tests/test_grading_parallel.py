@@ -6,11 +6,13 @@ gets a class of submissions (the solution, the untouched release, a realistic mi
 adversarial tricks, a crashing cell and a notebook that is not JSON), and is then copied: one copy is
 graded with ONE plain ``nbgrader autograde 02_lstm``, the other with the parallel command (two
 Dask worker processes on a LocalCluster). The two gradebooks must agree cell by cell: every score,
-every "needs manual grade" flag, every comment, for every student. A PostgreSQL gradebook (a real
-server, started by the test) must end with the same grades too.
+every "needs manual grade" flag, every comment, for every student. The same command against a
+running Dask cluster (a ``dask scheduler`` and a ``dask worker`` started by the test), and into a
+PostgreSQL gradebook (a real server, started by the test), must end with the same grades too.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -70,6 +72,7 @@ def courses(tmp_path_factory) -> tuple[Path, Path]:
     twin = base / "parallel"
     shutil.copytree(course, twin)
     shutil.copytree(course, base / "postgres")
+    shutil.copytree(course, base / "cluster")
     (base / "postgres" / "gradebook.db").unlink()            # its gradebook will be a PostgreSQL database
     nbgrader(course, "autograde", ASSIGNMENT, check=False)     # not_json fails, as it should
     return course, twin
@@ -137,6 +140,51 @@ def test_bad_assignment_is_one_sentence(courses):
         grade_assignment("", root=parallel)
 
 
+# ------------------------------------------------------------------------------------------ a Dask cluster
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler(courses):
+    """A ``dask scheduler`` and one ``dask worker`` (with the course's preload), as an instructor starts them."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = _env(courses[0])
+    logs = Path(tempfile.mkdtemp(prefix="dask-cluster-"))
+    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=open(logs / "scheduler.log", "w"), start_new_session=True)]
+    procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard",
+                                   "--preload", "course_lib.grading.worker_preload"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=open(logs / "worker.log", "w"),
+                                  start_new_session=True))
+    try:
+        yield address
+    finally:
+        for proc in reversed(procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 15)
+            proc.wait(timeout=60)
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+def test_a_running_dask_cluster_gets_the_same_grades(courses, dask_scheduler):
+    sequential, _ = courses
+    course = sequential.parent / "cluster"
+    students = ["solution", "mistake", "os_exit"]
+    done = run_parallel(course, "--scheduler", dask_scheduler, *(f"--student={s}" for s in students))
+    assert done.returncode == 0 and "3 graded, 0 failed" in done.stdout, done.stdout + done.stderr[-3000:]
+    seq = gradebook_dump(f"sqlite:///{sequential / 'gradebook.db'}", ASSIGNMENT)
+    got = gradebook_dump(f"sqlite:///{course / 'gradebook.db'}", ASSIGNMENT)
+    want = {k: v for k, v in seq.items() if k[0] in students}
+    assert set(got) == set(want)
+    assert {k: v for k, v in got.items() if want[k] != v} == {}
+
+
 # ------------------------------------------------------------------------------------------ PostgreSQL
 
 def _pg_bin() -> Path | None:
@@ -155,9 +203,7 @@ def postgres_url():
     data = Path(tempfile.mkdtemp(prefix="pg-gradebook-"))
     if as_user:
         shutil.chown(data, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True, text=True,  # noqa: E731
                                       timeout=120)
     run(str(pg / "initdb"), "-D", str(data / "db"), "-U", "grader", "--auth=trust")
