@@ -1,7 +1,8 @@
 """Grade every submission of an assignment in parallel, on Dask, into ONE nbgrader gradebook.
 
-``nbgrader autograde`` grades one submission after another, and each one pays for PyTorch's import in
-a fresh sandbox. Here each submission is one Dask task:
+``nbgrader autograde`` grades one submission after another, on one core (with the course's
+``TrustedExecute``, from one sandbox that imported PyTorch once). Here each submission is one Dask
+task, and every worker keeps its own warm sandbox:
 
 1. The parent (the only process that touches the real gradebook) makes a *template* gradebook: a
    small SQLite file holding just this assignment (its notebooks, cells, points, due date). The
