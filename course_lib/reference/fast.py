@@ -1,4 +1,4 @@
-"""Fast RNN, LSTM and GRU layers: the two tricks production kernels start from, in plain PyTorch.
+"""Fast RNN, LSTM and GRU layers: the tricks production kernels start from, in plain PyTorch.
 
 :func:`course_lib.reference.lstm` does eight small matmuls per step. Here:
 
@@ -15,6 +15,8 @@ walk back through), whatever its size. So the loops below also count their ops:
   gates are one contiguous slice: one ``sigmoid`` and one ``tanh`` per step instead of four;
 - ``torch.addmm`` adds the projected input (or a bias) inside the matmul;
 - ``torch.addcmul`` (``a + b * c``) and ``torch.lerp`` (``a + w (b - a)``) fuse two ops into one.
+
+And one more when no gradient is wanted:
 
 3. Without autograd (under ``torch.no_grad()``, or when nothing requires a gradient) nothing has to
    keep each step's intermediate tensors, so the inference loops allocate their buffers once and
