@@ -126,6 +126,41 @@ def test_fast_layers_without_autograd_leave_the_initial_state_alone(kind):
     assert not out.requires_grad
 
 
+READABLE = {"rnn": rnn, "lstm": lstm, "gru": gru}
+
+
+@pytest.mark.parametrize("kind", sorted(FAST))
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")   # torch.func's own imports
+def test_fast_layers_work_under_torch_func_transforms(kind):
+    """vmap and jvp (forward-mode AD) take the recording loop, whose ops they support, and agree with
+    the readable layer: the in-place inference loop must not be used there."""
+    Module, fn = FAST[kind]
+    torch.manual_seed(9)
+    weights = weights_of(Module(3, 4, num_layers=2).double().requires_grad_(False))
+    xs = torch.randn(5, 6, 2, 3, dtype=torch.float64)                # 5 independent (L, N, H_in) inputs
+    mapped = torch.func.vmap(lambda x: fn(x, None, weights)[0])(xs)
+    torch.testing.assert_close(mapped, torch.stack([fn(x, None, weights)[0] for x in xs]), rtol=0, atol=1e-12)
+    tangent = torch.randn_like(xs[0])
+    _, ours = torch.func.jvp(lambda x: fn(x, None, weights)[0], (xs[0],), (tangent,))
+    _, theirs = torch.func.jvp(lambda x: READABLE[kind](x, None, weights)[0], (xs[0],), (tangent,))
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", sorted(FAST))
+def test_fast_layers_explain_an_initial_state_of_the_wrong_shape(kind):
+    Module, fn = FAST[kind]
+    net = Module(3, 4, num_layers=2)
+    x = torch.randn(5, 1, 3)                                             # batch 1
+    wrong_batch = torch.zeros(2, 3, 4)                                   # batch 3
+    hx = (wrong_batch, wrong_batch) if kind == "lstm" else wrong_batch
+    with torch.no_grad(), pytest.raises(ValueError, match=r"expected an initial state of shape \(2, 1, 4\)"):
+        fn(x, hx, weights_of(net))
+    one_layer = torch.zeros(1, 1, 4)
+    hx = (one_layer, one_layer) if kind == "lstm" else one_layer
+    with pytest.raises(ValueError, match=r"got \(1, 1, 4\)"):
+        fn(x, hx, weights_of(net))
+
+
 def test_weights_of_rejects_what_it_cannot_represent():
     with pytest.raises(ValueError, match="unidirectional"):
         weights_of(nn.LSTM(2, 3, bidirectional=True))

@@ -34,6 +34,7 @@ from typing import Sequence
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad
 
 from .layers import LayerWeights, _from_time_major, _to_time_major
 
@@ -55,13 +56,23 @@ def _input_projection(xs: Tensor, w_ih: Tensor, bias: Tensor | None) -> Tensor:
 
 
 def _needs_grad(*tensors) -> bool:
-    """Does autograd have to record this call (grad mode on, some input or weight requires a gradient)?"""
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    """Must this call take the recording loop? Yes when autograd records it (grad mode on and some input
+    or weight requires a gradient), under a torch.func transform (vmap, grad, jvp), or with a dual
+    tensor of forward-mode AD: none of them supports the in-place loop's ``out=`` operations."""
+    present = [t for t in tensors if t is not None]
+    return ((torch.is_grad_enabled() and any(t.requires_grad for t in present))
+            or torch._C._functorch.peek_interpreter_stack() is not None
+            or any(forward_ad.unpack_dual(t).tangent is not None for t in present))
 
 
-def _layer_states(hx, k: int, N: int, H: int, xs: Tensor, unbatched: bool):
+def _layer_states(hx, k: int, N: int, H: int, xs: Tensor, unbatched: bool, layers: int):
+    """Layer k's initial state, (N, H): zeros, or ``hx[k]`` once hx is checked to be (layers, N, H)."""
     if hx is None:
         return xs.new_zeros(N, H)
+    want = (layers, H) if unbatched else (layers, N, H)
+    if tuple(hx.shape) != want:
+        raise ValueError(f"expected an initial state of shape {want} (layers{'' if unbatched else ', batch'}, "
+                         f"hidden), got {tuple(hx.shape)}")
     return hx[k].unsqueeze(0) if unbatched else hx[k]
 
 
@@ -70,7 +81,7 @@ def _single_state_layers(layer_loop, input, hx, weights, batch_first):
     xs, unbatched = _to_time_major(input, batch_first)
     h_n = []
     for k, w in enumerate(weights):
-        h0 = _layer_states(hx, k, xs.shape[1], w.w_hh.shape[1], xs, unbatched)
+        h0 = _layer_states(hx, k, xs.shape[1], w.w_hh.shape[1], xs, unbatched, len(weights))
         xs, h = layer_loop(xs, h0, w)
         h_n.append(h)
     h_n = torch.stack(h_n)
@@ -183,8 +194,8 @@ def fast_lstm(input: Tensor, hx: tuple[Tensor, Tensor] | None, weights: Sequence
     h_n, c_n = [], []
     for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(weights):
         H = w_hh.shape[1]
-        h = _layer_states(None if hx is None else hx[0], k, N, H, xs, unbatched)
-        c = _layer_states(None if hx is None else hx[1], k, N, H, xs, unbatched)
+        h = _layer_states(None if hx is None else hx[0], k, N, H, xs, unbatched, len(weights))
+        c = _layer_states(None if hx is None else hx[1], k, N, H, xs, unbatched, len(weights))
         bias = _ifog(_add_biases(b_ih, b_hh))                  # (4H,), both biases hoisted
         x_proj = _input_projection(xs, _ifog(w_ih), bias)      # (L, N, 4H): trick 1, gates i, f, o, g
         w_hh_t = _ifog(w_hh).T                                 # (H, 4H)
