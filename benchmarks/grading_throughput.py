@@ -110,10 +110,10 @@ def make_class(course: Path, assignment: str, n: int) -> dict[str, int]:
     for k in range(n):           # about half correct, a third wrong, the rest crashing
         kind = "correct" if k % 6 in (0, 2, 4) else "wrong" if k % 6 in (1, 3) else "crashing"
         pool = {"correct": [correct], "wrong": wrong, "crashing": crashing}[kind]
-        kinds[kind] += 1
         dest = course / "submitted" / f"student_{k:03d}" / assignment / sol_path.name
         dest.parent.mkdir(parents=True)
-        nbformat.write(pool[k % len(pool)], dest)
+        nbformat.write(pool[kinds[kind] % len(pool)], dest)      # each kind cycles through its own pool
+        kinds[kind] += 1
     return kinds
 
 

@@ -151,24 +151,33 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def dask_scheduler(courses):
     """A ``dask scheduler`` and one ``dask worker`` (with the course's preload), as an instructor starts them."""
+    from dask.distributed import Client
+
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = _env(courses[0])
     logs = Path(tempfile.mkdtemp(prefix="dask-cluster-"))
-    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=open(logs / "scheduler.log", "w"), start_new_session=True)]
-    procs.append(subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard",
-                                   "--preload", "course_lib.grading.worker_preload"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=open(logs / "worker.log", "w"),
-                                  start_new_session=True))
+    commands = {"scheduler": ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                "worker": ["worker", address, "--nthreads", "1", "--no-dashboard",
+                           "--preload", "course_lib.grading.worker_preload"]}
+    procs = []
     try:
+        for name, args in commands.items():
+            with open(logs / f"{name}.log", "w") as log:
+                procs.append(subprocess.Popen([str(BIN / "dask"), *args], env=env, stdout=subprocess.DEVNULL,
+                                              stderr=log, start_new_session=True))
+        with Client(address, timeout=120) as client:
+            client.wait_for_workers(1, timeout=300)      # the worker imports torch and nbgrader first
         yield address
     finally:
         for proc in reversed(procs):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 15)
-            proc.wait(timeout=60)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
         shutil.rmtree(logs, ignore_errors=True)
 
 

@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
                                    scheduler=args.scheduler, db_url=args.db_url, progress=not args.no_progress)
     except ValueError as exc:
         parser.error(str(exc))
+    except KeyboardInterrupt:
+        print(f"{args.assignment}: interrupted; the submissions graded so far are in the gradebook "
+              f"(run the command again to grade them all)", file=sys.stderr)
+        return 130
     print(f"{args.assignment}: {len(summary.graded)} graded, {len(summary.failed)} failed "
           f"in {summary.seconds:.1f} s")
     for line in summary.sandbox:

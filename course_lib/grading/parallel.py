@@ -99,7 +99,7 @@ def template_gradebook(db_url: str, course_id: str, assignment: str, path: Path)
     """Copy one assignment (notebooks, grade/solution/task/source cells, due date) into a new SQLite gradebook."""
     import sqlite3
 
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import Gradebook, MissingEntry, get_alembic_version
     from sqlalchemy import text
 
     with Gradebook(db_url, course_id) as src:
@@ -110,7 +110,12 @@ def template_gradebook(db_url: str, course_id: str, assignment: str, path: Path)
                              f"`nbgrader generate_assignment {assignment}` first") from None
         # A new gradebook asks the `alembic` command for the schema version (a subprocess, about 1 s);
         # the new one has the course gradebook's schema, so it gets that gradebook's version.
-        version = src.db.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        try:
+            version = src.db.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except Exception:                       # noqa: BLE001 - no such table: ask alembic after all
+            src.db.rollback()
+            version = None
+        version = version or get_alembic_version()
         with contextlib.closing(sqlite3.connect(path)) as db, db:
             db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
             db.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (version,))
@@ -240,48 +245,51 @@ def _run_on_dask(shared: dict, submissions: dict[str, dict[str, bytes]], *, work
     from dask.distributed import Client, as_completed
     from nbgrader.api import Gradebook
 
-    cluster = None
-    if scheduler is None:
-        cluster = _local_cluster(workers or os.cpu_count() or 1)
-        client = Client(cluster)
-    else:
-        client = Client(scheduler)
     step = _progress(len(submissions)) if progress and submissions else (lambda ok: None)
-    results = []
-    try:
-        client.register_plugin(_CloseSandbox(), name="course_lib-close-sandbox")
-        shared_future = client.scatter(shared, broadcast=True)
-        futures = [client.submit(grade_one, shared_future, student, files, key=f"grade-{student}-{os.getpid()}",
-                                 pure=False)
-                   for student, files in submissions.items()]
-        with Gradebook(db_url, course_id) as gb:
-            for future in as_completed(futures):
-                try:
-                    result = future.result()
-                except Exception as exc:           # the worker died: no partial state to copy
-                    student = future.key.split("-", 1)[1].rsplit("-", 1)[0]
-                    result = SubmissionResult(student, False, f"worker lost: {exc}")
-                _write_result(gb, shared["assignment"], result)
-                dest = autograded / result.student / shared["assignment"]
-                if result.ok:
-                    shutil.rmtree(dest, ignore_errors=True)
-                    _write_tree(dest, result.files)
-                if result.log:
-                    autograded.mkdir(parents=True, exist_ok=True)
-                    with open(autograded / "trusted_grading.log", "a", encoding="utf-8") as f:
-                        f.write(result.log)
-                results.append(result)
-                step(result.ok)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    results, futures = [], []
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            client = stack.enter_context(Client(stack.enter_context(_local_cluster(workers or os.cpu_count() or 1))))
+        else:
+            client = stack.enter_context(Client(scheduler))
+        try:
+            client.register_plugin(_CloseSandbox(), name="course_lib-close-sandbox")
+            shared_future = client.scatter(shared, broadcast=True)
+            futures = [client.submit(grade_one, shared_future, student, files,
+                                     key=f"grade-{student}-{os.getpid()}", pure=False)
+                       for student, files in submissions.items()]
+            with Gradebook(db_url, course_id) as gb:
+                for future in as_completed(futures):
+                    try:
+                        result = future.result()
+                    except Exception as exc:           # the worker died: no partial state to copy
+                        student = future.key.split("-", 1)[1].rsplit("-", 1)[0]
+                        result = SubmissionResult(student, False, f"worker lost: {exc}")
+                    _write_result(gb, shared["assignment"], result)
+                    dest = autograded / result.student / shared["assignment"]
+                    if result.ok:
+                        shutil.rmtree(dest, ignore_errors=True)
+                        _write_tree(dest, result.files)
+                    if result.log:
+                        autograded.mkdir(parents=True, exist_ok=True)
+                        with open(autograded / "trusted_grading.log", "a", encoding="utf-8") as f:
+                            f.write(result.log)
+                    results.append(result)
+                    step(result.ok)
+        except BaseException:                          # Ctrl-C, or the gradebook failed: stop what is queued
+            if futures:
+                client.cancel(futures)
+            raise
     return results
 
 
+@contextlib.contextmanager
 def _local_cluster(workers: int):
     """A ``LocalCluster`` of one-thread worker processes forked from a forkserver that imported
-    :mod:`.worker_preload` (nbgrader, torch, the checkers) once; spawned workers would each import them."""
+    :mod:`.worker_preload` (nbgrader, torch, the checkers) once; spawned workers would each import them.
+
+    The setting stays on while the cluster runs, so a worker the nanny restarts is forked warm too.
+    """
     import multiprocessing
 
     import dask
@@ -292,8 +300,9 @@ def _local_cluster(workers: int):
         get_mp_context()         # sets distributed's own forkserver preload list once; ours replaces it
         multiprocessing.get_context("forkserver").set_forkserver_preload(
             ["distributed", "course_lib.grading.worker_preload"])
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                            silence_logs=40)
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                          silence_logs=40) as cluster:
+            yield cluster
 
 
 class _CloseSandbox(WorkerPlugin):
@@ -305,6 +314,7 @@ class _CloseSandbox(WorkerPlugin):
         pass
 
     def teardown(self, worker) -> None:
+        _SCRATCH["closing"] = True     # a submission still grading cleans up again when it ends
         _close_worker()
 
 
@@ -340,6 +350,14 @@ def _worker_config(work: Path, text: str):
 
 def grade_one(shared: dict, student: str, files: dict[str, bytes]) -> SubmissionResult:
     """Worker task: autograde one submission with nbgrader's ``Autograde`` in this process's scratch course."""
+    try:
+        return _grade_one(shared, student, files)
+    finally:
+        if _SCRATCH.get("closing"):            # the worker shut down meanwhile: remove what this task re-made
+            _close_worker()
+
+
+def _grade_one(shared: dict, student: str, files: dict[str, bytes]) -> SubmissionResult:
     from nbgrader.api import Gradebook, MissingEntry
     from nbgrader.converters import Autograde
     from nbgrader.coursedir import CourseDirectory
