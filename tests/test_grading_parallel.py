@@ -12,7 +12,6 @@ PostgreSQL gradebook (a real server, started by the test), must end with the sam
 """
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import shutil
@@ -155,8 +154,9 @@ def dask_scheduler(courses):
 
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = _env(courses[0])
     logs = Path(tempfile.mkdtemp(prefix="dask-cluster-"))
+    (logs / "tmp").mkdir()
+    env = dict(_env(courses[0]), TMPDIR=str(logs / "tmp"))     # where the worker's sandbox and scratch live
     commands = {"scheduler": ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
                 "worker": ["worker", address, "--nthreads", "1", "--no-dashboard",
                            "--preload", "course_lib.grading.worker_preload"]}
@@ -169,10 +169,13 @@ def dask_scheduler(courses):
         with Client(address, timeout=120) as client:
             client.wait_for_workers(1, timeout=300)      # the worker imports torch and nbgrader first
         yield address
+        procs[1].terminate()            # the worker first, as an administrator stops it: it closes cleanly
+        procs[1].wait(timeout=60)
+        left = [p.name for p in (logs / "tmp").iterdir() if p.name.startswith(("grade-", "trusted-grading-"))]
+        assert left == [], "a stopped dask worker left its sandbox or scratch course behind"
     finally:
         for proc in reversed(procs):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, 15)
+            proc.terminate()
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
