@@ -176,7 +176,7 @@ def run(args) -> int:
               + ", ".join(f"{v} {k}" for k, v in kinds.items()), flush=True)
         for r in range(args.repeat):
             copies = {k: Path(tmp) / f"{k}{r}" for k in kinds_run}
-            for kind, course in copies.items():
+            for course in copies.values():
                 shutil.copytree(base, course)
             if "plain" in copies:
                 with open(copies["plain"] / "nbgrader_config.py", "a", encoding="utf-8") as f:

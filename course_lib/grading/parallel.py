@@ -310,9 +310,6 @@ class _CloseSandbox(WorkerPlugin):
 
     idempotent = True
 
-    def setup(self, worker) -> None:
-        pass
-
     def teardown(self, worker) -> None:
         _SCRATCH["closing"] = True     # a submission still grading cleans up again when it ends
         _close_worker()
