@@ -7,8 +7,10 @@ make the test fail rather than harm the machine.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import signal
 import socket
 import threading
 import time
@@ -22,7 +24,7 @@ from course_lib.grading.sandbox import Limits, Zygote
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: user switch, namespaces")
 LIMITS = Limits(call_timeout=4, cell_timeout=4, cpu_seconds=60, memory_bytes=4 * 2**30, processes=32,
-                file_bytes=2**20, tmp_bytes=16 * 2**20)
+                file_bytes=2**20, tmp_bytes=16 * 2**20, resident_bytes=2**30)
 SECRET_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the repository: must stay hidden
 
 
@@ -32,6 +34,27 @@ def zygote():
     z.start()
     yield z
     z.close()
+
+
+@pytest.fixture(scope="module")
+def neighbour():
+    """A second zygote, as a second Dask worker (or a second grading run) on the same machine has."""
+    z = Zygote(LIMITS, hide=[SECRET_DIR, *sandbox.default_hidden()], keep=sandbox.python_paths())
+    z.start()
+    yield z
+    z.close()
+
+
+def host_pids_of(uid: int) -> list[int]:
+    """Processes of ``uid`` anywhere on the machine (seen from the host's /proc)."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.stat(f"/proc/{pid}").st_uid == uid and alive(int(pid)):
+                out.append(int(pid))
+        except OSError:
+            pass
+    return out
 
 
 def run(zygote, *cells: str, plan: CellPlan | None = None) -> Worker:
@@ -181,14 +204,16 @@ def test_a_fork_bomb_is_stopped_by_the_process_limit_and_cleaned_up(zygote):
               "            time.sleep(600)\n"
               "            os._exit(0)\n"
               "        pids.append(pid)\n"
-              "    return pids")
+              "    return os.getuid(), pids")
     with run(zygote, "import os, time", source) as w:
-        pids = w.function("f")()
+        uid, pids = w.function("f")()
     assert 0 < len(pids) < 3000
-    if os.geteuid() == 0:
+    if os.geteuid() == 0:              # its own uid and PID namespace: count it from the host, by uid
         assert len(pids) < LIMITS.processes
-    time.sleep(0.2)
-    assert not any(alive(p) for p in pids), "every process the student started is gone after the part"
+        assert host_pids_of(uid) == [], "every process the student started is gone after the part"
+    else:
+        time.sleep(0.2)
+        assert not any(alive(p) for p in pids), "every process the student started is gone after the part"
 
 
 def test_writing_a_big_file_stops_at_the_file_size_limit(zygote):
@@ -243,7 +268,7 @@ def test_the_worker_runs_as_nobody_with_a_scrubbed_environment(zygote, monkeypat
               "        wrote = False\n"
               "    return os.getuid(), os.getgid(), sorted(os.environ), wrote, os.listdir('.')")
     uid, gid, env, wrote, listing = call(zygote, source)
-    assert uid == 65534 and gid == 65534
+    assert LIMITS.uid_base <= uid < LIMITS.uid_base + LIMITS.uid_count and gid == uid
     assert not any("NBGRADER" in k or "JPY" in k for k in env) and "PATH" in env
     assert not wrote and listing == []
 
@@ -312,3 +337,147 @@ def test_a_crashed_zygote_is_restarted(zygote):
     os.kill(zygote.proc.pid, 9)
     zygote.proc.wait()
     assert call(zygote, "def f():\n    return 5") == 5
+
+
+# ----------------------------------------------------------------------------- each sandbox alone
+
+@ROOT_ONLY
+def test_kill_minus_one_and_proc_reach_only_the_workers_own_sandbox(zygote, neighbour):
+    """Two sandboxes at once (two zygotes, as two Dask workers have): one kills every process it can
+    signal and every pid it finds in /proc; the other's function still answers, and they never share a uid."""
+    attack = ("def f():\n"
+              "    seen = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+              "    for sig in (signal.SIGSTOP, signal.SIGKILL):\n"
+              "        try:\n"
+              "            os.kill(-1, sig)\n"
+              "        except OSError:\n"
+              "            pass\n"
+              "        for pid in seen:\n"
+              "            if pid != os.getpid():\n"
+              "                try:\n"
+              "                    os.kill(pid, sig)\n"
+              "                except OSError:\n"
+              "                    pass\n"
+              "    return os.getuid(), os.getpid(), seen")
+    with run(neighbour, "import os\ndef g():\n    return os.getuid()") as victim:
+        victim_uid = victim.function("g")()
+        uid, pid, seen = call(zygote, attack)
+        assert victim.function("g")() == victim_uid, "the other sandbox's worker is untouched"
+    assert uid != victim_uid
+    assert seen == [1, pid], "its /proc shows only its own init and itself"
+
+
+@ROOT_ONLY
+def test_the_process_limit_counts_only_the_workers_own_tree(zygote, neighbour):
+    hog = ("def f():\n"
+           "    n = 0\n"
+           "    for _ in range(100):\n"                      # bounded: at most 100 sleepers
+           "        try:\n"
+           "            if os.fork() == 0:\n"
+           "                time.sleep(60)\n"
+           "                os._exit(0)\n"
+           "        except OSError:\n"
+           "            break\n"
+           "        n += 1\n"
+           "    return n")
+    honest = ("import threading\n"
+              "def f():\n"
+              "    t = threading.Thread(target=lambda: None)\n"
+              "    t.start()\n"
+              "    t.join()\n"
+              "    return 'started'")
+    with run(neighbour, "import os, time", hog) as w:
+        held = w.function("f")()
+        assert 0 < held < LIMITS.processes
+        assert call(zygote, honest) == "started"
+
+
+@ROOT_ONLY
+def test_a_double_forked_child_dies_with_the_part_and_the_parent_death_signal_survives_the_uid_switch(zygote):
+    source = ("import ctypes\n"
+              "def f():\n"
+              "    child = os.fork()\n"
+              "    if child == 0:\n"
+              "        if os.fork() == 0:\n"
+              "            os.setsid()\n"
+              "            time.sleep(120)\n"
+              "        os._exit(0)\n"
+              "    os.waitpid(child, 0)\n"                     # its child, now an orphan, is running
+              "    sig = ctypes.c_int(0)\n"
+              "    ctypes.CDLL(None).prctl(2, ctypes.byref(sig), 0, 0, 0)\n"     # PR_GET_PDEATHSIG
+              "    return os.getuid(), sig.value")
+    with run(zygote, "import os, time", source) as w:
+        uid, pdeathsig = w.function("f")()
+        assert len(host_pids_of(uid)) >= 2, "the worker and its orphan are alive during the part"
+    assert pdeathsig == signal.SIGKILL
+    assert host_pids_of(uid) == [], "nothing of the part is left once it has ended"
+
+
+def keys(sysvipc_shm: str) -> list[int]:
+    """The keys listed in a /proc/sysvipc/shm text."""
+    return [int(line.split()[0]) for line in sysvipc_shm.splitlines()[1:] if line.strip()]
+
+
+@ROOT_ONLY
+def test_system_v_shared_memory_neither_escapes_nor_outlives_the_part(zygote):
+    source = ("import ctypes\n"
+              "libc = ctypes.CDLL(None, use_errno=True)\n"
+              "def f():\n"
+              "    return libc.shmget(0x5eed, 2**20, 0o1000 | 0o666)\n"      # IPC_CREAT
+              "def listing():\n"
+              "    return open('/proc/sysvipc/shm').read()")
+    with run(zygote, source) as w:
+        assert w.function("f")() >= 0
+        assert keys(w.function("listing")()) == [0x5eed], "visible to the part itself"
+        with open("/proc/sysvipc/shm") as f:
+            assert 0x5eed not in keys(f.read()), "not in the host's IPC namespace"
+    with run(zygote, source) as w:
+        assert keys(w.function("listing")()) == [], "not in the next part's either"
+
+
+@ROOT_ONLY
+def test_shared_memory_counts_against_the_parts_memory_limit(zygote):
+    source = ("import ctypes\n"
+              "libc = ctypes.CDLL(None, use_errno=True)\n"
+              "libc.shmat.restype = ctypes.c_void_p\n"
+              "def f():\n"
+              "    made = 0\n"
+              "    for key in range(8):\n"                      # bounded: 8 x 256 MiB at most
+              "        sid = libc.shmget(0x7000 + key, 2**28, 0o1000 | 0o600)\n"
+              "        if sid < 0:\n"
+              "            break\n"
+              "        addr = libc.shmat(sid, None, 0)\n"
+              "        ctypes.memset(addr, 1, 2**28)\n"
+              "        libc.shmdt(ctypes.c_void_p(addr))\n"
+              "        made += 1\n"
+              "    return made")
+    patient = dataclasses.replace(LIMITS, call_timeout=120)       # the kernel reclaims what it can first
+    with Worker(zygote, patient, [(0, source)], CellPlan()) as w:
+        try:
+            made = w.function("f")()
+        except SandboxFailure as exc:
+            assert "the memory limit of 1024 MiB" in str(exc)
+        else:
+            assert made * 2**28 <= LIMITS.resident_bytes
+
+
+@ROOT_ONLY
+def test_a_killed_zygote_takes_every_process_of_its_parts_with_it(neighbour):
+    source = ("def f():\n"
+              "    child = os.fork()\n"
+              "    if child == 0:\n"
+              "        if os.fork() == 0:\n"
+              "            time.sleep(120)\n"
+              "        os._exit(0)\n"
+              "    os.waitpid(child, 0)\n"
+              "    return os.getuid()")
+    w = run(neighbour, "import os, time", source)
+    uid = w.function("f")()
+    os.kill(neighbour.proc.pid, signal.SIGKILL)
+    neighbour.proc.wait()
+    deadline = time.monotonic() + 10
+    while host_pids_of(uid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert host_pids_of(uid) == []
+    w.close()
+    neighbour.ensure()

@@ -257,11 +257,13 @@ def orphaned_sandbox_processes() -> list[str]:
 
 
 def orphaned_nobody_processes() -> set[int]:
-    """Processes of the sandbox user that lost their parent (a fork bomb's children would end up here)."""
+    """Processes of the sandboxes' users that lost their parent (a fork bomb's children would end up here)."""
+    from course_lib.grading.sandbox import Limits
+    users = range(Limits.uid_base, Limits.uid_base + Limits.uid_count)
     out = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if os.stat(f"/proc/{pid}").st_uid == 65534 and (_stat(pid) or ("", 0))[1] == 1:
+            if os.stat(f"/proc/{pid}").st_uid in users and (_stat(pid) or ("", 0))[1] == 1:
                 out.add(int(pid))
         except OSError:
             pass

@@ -55,13 +55,20 @@ def zygote_main(fd: int) -> None:
     if os.geteuid() != 0:
         sandbox.prctl(sandbox.PR_SET_DUMPABLE, 0)     # a worker of the same user cannot ptrace the zygote
     scratch = "/tmp" if private_tmp else config["zygote_dir"]
+    namespaces = False
+    if os.geteuid() == 0 and private_tmp:
+        namespaces, line = sandbox.probe_namespaces()
+        lines.append(line or "each worker: its own PID, IPC and mount namespaces with a fresh /proc; its init "
+                             "ends everything in them")
     errors = _preload(config["preload"])
     lines += [f"could not preload {m}: {e}" for m, e in errors.items()]
     _reply(sock, {"log": lines})
     statuses: dict[int, int] = {}
+    reports: dict[int, int] = {}             # worker pid -> read end of its init's status pipe
+    me = os.getpid()
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 4)
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 8)
         except OSError:
             msg, fds = b"", []
         if not msg:
@@ -70,19 +77,32 @@ def zygote_main(fd: int) -> None:
         req = json.loads(msg)
         op = req.get("op")
         if op == "spawn":
+            read, write = os.pipe() if namespaces else (None, None)
             pid = os.fork()
             if pid == 0:
                 sock.close()
-                _worker_entry(fds[0], limits, scratch)      # never returns
+                for r in [*reports.values(), *([read] if read is not None else [])]:
+                    os.close(r)
+                _worker_entry(fds[0], fds[1:], write, limits, scratch, req.get("uid"), me)   # never returns
             for f in fds:
                 os.close(f)
+            if write is not None:
+                os.close(write)
+                reports[pid] = read
             _reply(sock, {"pid": pid})
         elif op == "status":
-            _reply(sock, {"status": _wait_for(int(req["pid"]), float(req.get("wait", 0)), statuses)})
+            pid, wait = int(req["pid"]), float(req.get("wait", 0))
+            if pid in reports:
+                _reply(sock, _reported(reports[pid], wait))
+            else:
+                _reply(sock, {"status": _wait_for(pid, wait, statuses)})
         elif op == "cleanup":
             _kill_descendants(statuses)
             _wipe(scratch, private_tmp, int(req["pid"]), config["keep"])
             statuses.clear()
+            for r in reports.values():
+                os.close(r)
+            reports.clear()
             _reply(sock, {})
         elif op == "preload":
             _reply(sock, {"errors": _preload(req.get("modules", []))})
@@ -106,6 +126,19 @@ def _preload(modules: list[str]) -> dict[str, str]:
     if torch is not None:
         torch.set_num_threads(1)
     return errors
+
+
+def _reported(read: int, wait: float) -> dict:
+    """The worker's status as its namespace's init wrote it; nothing written and the pipe closed means init
+    (or its keeper) was killed first: from outside, never by the student's code."""
+    import select
+    ready, _, _ = select.select([read], [], [], wait)
+    if not ready:
+        return {"status": None}
+    data = os.read(read, sandbox._STATUS.size)
+    if len(data) == sandbox._STATUS.size:
+        return {"status": sandbox._STATUS.unpack(data)[0]}
+    return {"status": None, "outside": True}
 
 
 def _children() -> list[int]:
@@ -181,10 +214,12 @@ def _wipe(scratch: str, private_tmp: bool, pid: int, keep: list[str] = ()) -> No
                     pass
 
 
-def _worker_entry(fd: int, limits: sandbox.Limits, scratch: str) -> None:
+def _worker_entry(fd: int, cgroup_fds: list[int], status_fd: int | None, limits: sandbox.Limits, scratch: str,
+                  uid: int | None, zygote_pid: int) -> None:
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        sandbox.enter_worker(limits, scratch)
+        parent = sandbox.contain(fd, cgroup_fds, status_fd, zygote_pid)     # only the worker returns
+        sandbox.enter_worker(limits, scratch, uid, parent)
         null = os.open(os.devnull, os.O_RDWR)
         for std in (0, 1, 2):
             os.dup2(null, std)

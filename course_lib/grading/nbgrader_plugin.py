@@ -86,8 +86,11 @@ class TrustedExecute(NbGraderPreprocessor):
     memory_bytes = Integer(6 * 2**30, help="Address space of that process (RLIMIT_AS).").tag(config=True)
     processes = Integer(64, help="Processes and threads of the sandbox user (RLIMIT_NPROC).").tag(config=True)
     file_bytes = Integer(64 * 2**20, help="Largest file the student's code may write (RLIMIT_FSIZE).").tag(config=True)
-    user = Unicode("nobody", help="Unprivileged user the student's code runs as when grading runs as root.").tag(
-        config=True)
+    resident_bytes = Integer(6 * 2**30, help="Memory of one graded part's whole process tree, shared memory "
+                                             "included (its memory cgroup, as root).").tag(config=True)
+    uid_base = Integer(2_000_000_000, help="As root, each live sandbox on the machine runs as its own user id "
+                                           "from uid_base .. uid_base + uid_count - 1.").tag(config=True)
+    uid_count = Integer(4096, help="How many user ids the sandboxes may use (see uid_base).").tag(config=True)
     hide_paths = List(Unicode(), help="More paths the student's code must not see (the course root, the "
                                       "gradebook and the grader's home are always hidden).").tag(config=True)
     preloadable = List(Unicode(), ["numpy", "torch", "keras", "matplotlib", "matplotlib.pyplot", "course_lib",
@@ -119,7 +122,8 @@ class TrustedExecute(NbGraderPreprocessor):
         tests = self._instructor_cells(info["db_url"], notebook_id, assignment)
         limits = Limits(call_timeout=self.call_timeout, cell_timeout=self.cell_timeout,
                         cpu_seconds=self.cpu_seconds, memory_bytes=self.memory_bytes, processes=self.processes,
-                        file_bytes=self.file_bytes, user=self.user)
+                        file_bytes=self.file_bytes, resident_bytes=self.resident_bytes, uid_base=self.uid_base,
+                        uid_count=self.uid_count)
 
         test_idx = {i: _grade_id(c) for i, c in enumerate(nb.cells)
                     if c.cell_type == "code" and utils.is_grade(c) and not utils.is_solution(c)

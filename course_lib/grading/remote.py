@@ -29,13 +29,24 @@ from typing import Any
 from . import protocol
 from .sandbox import Limits, Zygote, describe_exit
 
-__all__ = ["SandboxFailure", "RemoteError", "CellPlan", "Worker", "RemoteFunction", "NotDefined"]
+__all__ = ["SandboxFailure", "RemoteError", "CellPlan", "Worker", "RemoteFunction", "NotDefined", "OUTSIDE"]
 
 log = logging.getLogger(__name__)
 
 
 class SandboxFailure(BaseException):
-    """The student's process ended, hung or sent something unreadable; the message says which, for the student."""
+    """The student's process ended, hung or sent something unreadable; the message says which, for the student.
+
+    ``outside`` is True when it was ended from outside the student's code (the host, the grader): such a
+    part is graded again instead of being blamed on the student.
+    """
+
+    def __init__(self, message: str = "", outside: bool = False):
+        super().__init__(message)
+        self.outside = outside
+
+
+OUTSIDE = "the grading process was stopped from outside your code (by the grading machine, not by you)"
 
 
 class RemoteError(Exception):
@@ -149,7 +160,7 @@ class Worker:
                     else:
                         raise SandboxFailure(f"unexpected message while running the notebook: {sorted(event)}")
             except SandboxFailure as exc:
-                if current is None:
+                if current is None or exc.outside:
                     raise
                 self.plan.skip[current] = str(exc)
                 self.plan.errors[current] = ("CellSkipped", f"this cell was stopped and skipped: {exc}")
@@ -159,7 +170,7 @@ class Worker:
     # -- talking
     def _receive(self, deadline: float, seconds: float) -> dict:
         if self.dead:
-            raise SandboxFailure(self.dead)
+            raise SandboxFailure(self.dead, outside=self.dead == OUTSIDE)
         try:
             body = protocol.recv(self.sock.fileno(), self.limits.wire(), deadline)
             message = protocol.decode(body, self.limits.wire())
@@ -168,9 +179,13 @@ class Worker:
             self.zygote.finish(self.pid)
             raise SandboxFailure(self.dead) from None
         except (EOFError, OSError):
-            status = self.zygote.status(self.pid)
-            self.dead = f"your code ended the grading process ({describe_exit(status)})" if status is not None \
-                else "your code closed the grading process's channel"
+            end = self.zygote.exit_of(self.pid)
+            if end.outside:
+                self.dead = OUTSIDE
+                raise SandboxFailure(self.dead, outside=True) from None
+            limit = self.limits.resident_bytes if end.memory else None
+            self.dead = f"your code ended the grading process ({describe_exit(end.status, limit)})" \
+                if end.status is not None else "your code closed the grading process's channel"
             raise SandboxFailure(self.dead) from None
         except protocol.ProtocolError as exc:
             self.dead = f"the grading process sent back something unreadable ({exc})"
@@ -185,7 +200,7 @@ class Worker:
 
     def _request(self, message: dict, timeout: float) -> dict:
         if self.dead:
-            raise SandboxFailure(self.dead)
+            raise SandboxFailure(self.dead, outside=self.dead == OUTSIDE)
         self._next_id += 1
         rid = self._next_id
         try:

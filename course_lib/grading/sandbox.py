@@ -9,11 +9,15 @@ Two processes make it (see :mod:`.child`):
   ``tmpfs`` for ``/tmp``: no course directory (solutions, hidden tests, gradebook, submissions), no
   home directories. Then it imports torch & co. once, so that each student's process starts in
   milliseconds instead of seconds;
-- one **worker** per graded part, forked from the zygote (:func:`enter_worker`): its own session
-  (the parent kills the whole process group), limits set with soft = hard so they cannot be raised
-  (CPU time, address space, processes, file size, open files, no core dumps), then the user
-  ``nobody`` with ``no_new_privs``, an empty read-only working directory, a scratch ``HOME`` and a
-  scrubbed environment (:func:`minimal_env`: nothing says "grading").
+- one **worker** per graded part, forked from the zygote. It is contained first (:func:`contain`):
+  its own memory and pids cgroup (made by the trusted side, :class:`Lease`), its own session, and
+  its own PID, IPC and mount namespaces, whose first process (a tiny root ``init`` that only reaps)
+  ends everything in them when it ends, and shows a fresh ``/proc`` with only that tree. Then
+  (:func:`enter_worker`) limits set with soft = hard so they cannot be raised (CPU time, address
+  space, processes, file size, open files, no core dumps), a user id no other live sandbox on the
+  machine uses (:func:`take_uid`) with ``no_new_privs`` and the parent-death signal set again after
+  the switch, an empty read-only working directory, a scratch ``HOME`` and a scrubbed environment
+  (:func:`minimal_env`: nothing says "grading").
 
 Where the kernel refuses a step (not root, no user namespaces), the step is skipped and one log
 line says what is not protected; :attr:`Zygote.report` collects those lines.
@@ -22,29 +26,33 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
+import fcntl
 import json
 import logging
 import os
-import pwd
 import resource
 import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 
 from . import protocol
 
-__all__ = ["Limits", "Zygote", "SandboxError", "minimal_env", "isolate", "enter_worker", "describe_exit",
-           "python_paths", "default_hidden"]
+__all__ = ["Limits", "Zygote", "SandboxError", "Exit", "Lease", "minimal_env", "isolate", "contain", "enter_worker",
+           "describe_exit", "python_paths", "default_hidden", "take_uid"]
 
 log = logging.getLogger(__name__)
 
-CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x08000000, 0x10000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = (0x00020000, 0x08000000, 0x10000000,
+                                                                      0x20000000, 0x40000000)
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
@@ -83,11 +91,13 @@ class Limits:
     cell_timeout: float = 120.0         # one notebook cell while the student's notebook is run
     cpu_seconds: int = 600              # RLIMIT_CPU: the whole worker, cells and calls
     memory_bytes: int = 6 * 2**30       # RLIMIT_AS: address space (torch + keras map ~1 GiB)
-    processes: int = 64                 # RLIMIT_NPROC, for the unprivileged user (threads count)
+    processes: int = 64                 # RLIMIT_NPROC, for the worker's own user id (threads count)
     file_bytes: int = 64 * 2**20        # RLIMIT_FSIZE: any one file written
     open_files: int = 1024              # RLIMIT_NOFILE
     tmp_bytes: int = 256 * 2**20        # size of each private tmpfs (/tmp, /var/tmp, /dev/shm)
-    user: str = "nobody"                # who the worker runs as when grading runs as root
+    resident_bytes: int = 6 * 2**30     # memory cgroup: the worker's whole tree, shared memory included
+    uid_base: int = 2_000_000_000       # as root, each live sandbox runs as its own uid (= gid) from
+    uid_count: int = 4096               # uid_base .. uid_base + uid_count - 1, held with a lock file
     message_bytes: int = 64 * 2**20     # largest reply the trusted side reads
 
     def wire(self) -> protocol.WireLimits:
@@ -106,7 +116,18 @@ def minimal_env(home: str) -> dict[str, str]:
     return env
 
 
-def describe_exit(status: int | None) -> str:
+@dataclass(frozen=True)
+class Exit:
+    """How a worker ended: its ``waitpid`` status (None: unknown yet), and whether it was ended from outside
+    its own code (its sandbox's init or the zygote was killed: the host or the grader, never the student)
+    or by its memory cgroup's limit."""
+
+    status: int | None = None
+    outside: bool = False
+    memory: bool = False
+
+
+def describe_exit(status: int | None, memory_limit: int | None = None) -> str:
     """``"exited with code 3"`` / ``"killed by SIGKILL"`` from a ``waitpid`` status."""
     if status is None:
         return "ended"
@@ -117,6 +138,8 @@ def describe_exit(status: int | None) -> str:
         except ValueError:
             name = f"signal {sig}"
         why = {"SIGXCPU": " (the CPU time limit)", "SIGXFSZ": " (the file size limit)"}.get(name, "")
+        if memory_limit and name == "SIGKILL":
+            why = f" (the memory limit of {memory_limit // 2**20} MiB, shared memory included)"
         return f"killed by {name}{why}"
     if os.WIFEXITED(status):
         return f"exited with code {os.WEXITSTATUS(status)}"
@@ -143,6 +166,10 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
     enc = (lambda s: None if s is None else s.encode())
     _check(_libc().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
            f"mount {target}")
+
+
+def _umount(target: str) -> None:
+    _check(_libc().umount2(target.encode(), ctypes.c_int(MNT_DETACH)), f"umount {target}")
 
 
 def prctl(option: int, arg: int) -> None:
@@ -280,6 +307,102 @@ def _isolate_unprivileged(lines: list[str]) -> list[str]:
 
 # ----------------------------------------------------------------------------- one worker
 
+NS_FLAGS = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNS
+_STATUS = struct.Struct("i")
+
+
+def probe_namespaces() -> tuple[bool, str | None]:
+    """In the zygote: can a worker get its own PID, IPC and mount namespaces? (a throw-away child tries)"""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _unshare(NS_FLAGS)
+        except OSError as exc:
+            os._exit(100 + min(exc.errno or 0, 100))
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        return True, None
+    err = os.WEXITSTATUS(status) - 100 if os.WIFEXITED(status) else 0
+    return False, (f"NOT PROTECTED: no PID/IPC namespace per worker ({os.strerror(err) if err > 0 else 'refused'}): "
+                   f"a worker's code can signal and see the other processes of its user, its System V shared "
+                   f"memory outlives it, and a double-forked child can outlive the part")
+
+
+def contain(channel: int, cgroup_fds: list[int], status_fd: int | None, zygote_pid: int) -> int:
+    """In a freshly forked worker, before anything else: its cgroups, its session, its own namespaces.
+
+    With ``status_fd`` (namespaces are available) this process stays outside as the namespaces' keeper
+    and never returns: it forks their ``init`` (pid 1: root, reaps, ignores every signal sent from
+    inside), which forks the worker proper. When the worker ends, ``init`` writes its wait status to
+    ``status_fd`` and exits, and the kernel kills everything else in the PID namespace; when the keeper
+    or ``init`` is killed (``Zygote.finish``, or the zygote's death through the parent-death signal),
+    the same happens. Returns, in the worker, the pid its parent must have (to check after the uid switch).
+    """
+    for fd in cgroup_fds:
+        os.write(fd, str(os.getpid()).encode())        # join this sandbox's memory and pids cgroups
+        os.close(fd)
+    os.setsid()                                        # the trusted side kills the whole process group
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != zygote_pid:
+        os._exit(0)
+    if status_fd is None:
+        return zygote_pid
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:   # the OOM killer picks the student's processes first
+            f.write("-1000")
+    except OSError:
+        pass                                            # (not allowed here: an OOM kill may end init instead)
+    _unshare(NS_FLAGS)                                 # (the zygote's mounts are all private already)
+    keeper = os.getpid()
+    init = os.fork()
+    if init:                                           # the keeper: outside, until init ends
+        os.close(status_fd)
+        os.close(channel)
+        while True:
+            try:
+                os.waitpid(init, 0)
+                break
+            except InterruptedError:
+                continue
+        os._exit(0)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)           # init: pid 1 of the new namespace
+    if not _alive(keeper):
+        os._exit(0)
+    _umount("/proc")                                    # the host's processes, bound in by the zygote
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    worker = os.fork()
+    if worker == 0:
+        os.close(status_fd)
+        return 1
+    os.close(channel)
+    for sig in range(1, signal.NSIG):                   # nothing inside can stop or kill init
+        if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
+            try:
+                signal.signal(sig, signal.SIG_IGN)
+            except (OSError, ValueError):
+                pass
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            os._exit(0)
+        if pid == worker:
+            os.write(status_fd, _STATUS.pack(status))
+            os._exit(0)                                # and the kernel ends every process left inside
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still exists as seen from the caller's parent namespace (checked before unmounting)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _count_tasks(uid: int) -> int:
     n = 0
     for pid in os.listdir("/proc"):
@@ -292,24 +415,28 @@ def _count_tasks(uid: int) -> int:
     return n
 
 
-def enter_worker(limits: Limits, scratch_root: str) -> str:
-    """In a freshly forked worker: new session, scratch dirs, limits, unprivileged user. Returns its HOME.
+def enter_worker(limits: Limits, scratch_root: str, uid: int | None = None, parent: int | None = None) -> str:
+    """In the worker (after :func:`contain`): scratch dirs, limits, its own user id. Returns its HOME.
 
     Everything here happens before any student code runs; the limits have soft = hard, so the student's
-    code cannot raise them, and after the user switch it cannot get root back (``no_new_privs``).
+    code cannot raise them, and after the user switch it cannot get root back (``no_new_privs``). The
+    kernel clears the parent-death signal at the uid change, so it is set again after it, and the
+    parent (``init`` of its namespace, or the zygote) is checked to be still there.
     """
-    os.setsid()
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     base = tempfile.mkdtemp(prefix=f"w{os.getpid()}-", dir=scratch_root)
     cwd, home = os.path.join(base, "cwd"), os.path.join(base, "home")
     os.mkdir(cwd, 0o755)
     os.mkdir(home, 0o700)
-    run_as = None
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam(limits.user)
-        run_as = (pw.pw_uid, pw.pw_gid)
+    run_as = (uid, uid) if uid is not None and os.geteuid() == 0 else None
+    if run_as:
         os.chown(home, *run_as)
         os.chmod(base, 0o755)
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("0")
+        except OSError:
+            pass
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(minimal_env(home))
@@ -323,6 +450,9 @@ def enter_worker(limits: Limits, scratch_root: str) -> str:
         os.setresgid(run_as[1], run_as[1], run_as[1])
         os.setresuid(run_as[0], run_as[0], run_as[0])
     prctl(PR_SET_NO_NEW_PRIVS, 1)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)           # cleared by the kernel at the uid change
+    if parent is not None and os.getppid() != parent:
+        os._exit(0)                                    # the parent died before the signal was set again
     if run_as:
         try:
             os.setuid(0)
@@ -332,9 +462,202 @@ def enter_worker(limits: Limits, scratch_root: str) -> str:
             os._exit(70)
         stdlib = os.path.dirname(os.__file__)
         if not os.access(stdlib, os.R_OK | os.X_OK):
-            raise SandboxError(f"user {limits.user} cannot read the Python installation ({stdlib}); grade inside "
+            raise SandboxError(f"uid {uid} cannot read the Python installation ({stdlib}); grade inside "
                                f"a container, or install Python where every user can read it")
     return home
+
+
+# ----------------------------------------------------------------------------- the trusted side: uid and cgroups
+
+def _lock_dir() -> str:
+    """Where the uid locks of every grading run on this machine live (root-only)."""
+    base = "/run/lock" if os.path.isdir("/run/lock") else "/tmp"
+    path = os.path.join(base, "course_lib-sandbox-uids")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.lstat(path)
+    if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != 0 or st.st_mode & 0o022:
+        raise SandboxError(f"{path} must be a directory owned by root and writable only by root (remove it)")
+    return path
+
+
+def take_uid(limits: Limits) -> tuple[int, int]:
+    """A user id no other live sandbox on this machine holds, and the locked file descriptor that holds it.
+
+    One lock file per uid under ``/run/lock/course_lib-sandbox-uids``; the lock lasts until the
+    descriptor is closed (or the grader dies). Processes still running under the uid (left by a run
+    killed before it could clean up) are killed before it is handed out.
+    """
+    folder = _lock_dir()
+    for uid in range(limits.uid_base, limits.uid_base + limits.uid_count):
+        fd = os.open(os.path.join(folder, str(uid)), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _kill_uid(uid)
+        return uid, fd
+    raise SandboxError(f"all {limits.uid_count} sandbox user ids from {limits.uid_base} are in use on this machine")
+
+
+def _kill_uid(uid: int) -> int:
+    """SIGKILL every process of ``uid`` until none is left; returns how many were found."""
+    found = 0
+    for _ in range(100):
+        pids = []
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    if os.stat(f"/proc/{pid}").st_uid == uid:
+                        pids.append(int(pid))
+                except OSError:
+                    pass
+        if not pids:
+            break
+        found += len(pids)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+    return found
+
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def _cgroup_dirs() -> dict[str, str]:
+    """This process's memory and pids cgroups (v1), where the sandboxes' cgroups go: {controller: dir}."""
+    own = {}
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                for c in controllers.split(","):
+                    own[c] = path
+    except OSError:
+        return {}
+    out = {}
+    for c in ("memory", "pids"):
+        d = os.path.join(CGROUP_ROOT, c) + own.get(c, "/").rstrip("/")
+        if c in own and os.path.isfile(os.path.join(d, "cgroup.procs")):
+            out[c] = d
+    return out
+
+
+def cgroups_available() -> tuple[bool, str | None]:
+    """Whether this grader can give each sandbox a memory and pids cgroup; else the log line saying so."""
+    if os.geteuid() != 0:
+        return False, ("NOT PROTECTED: not root, so no cgroup per sandbox: memory (shared memory included) is "
+                       "bounded only per process")
+    dirs = _cgroup_dirs()
+    if set(dirs) != {"memory", "pids"}:
+        return False, ("NOT PROTECTED: no writable cgroup v1 memory and pids controllers (cgroup v2 is not "
+                       "supported yet): memory (shared memory included) is bounded only per process")
+    probe = os.path.join(dirs["pids"], f"course_lib-probe-{os.getpid()}")
+    try:
+        os.mkdir(probe)
+        os.rmdir(probe)
+    except OSError as exc:
+        return False, (f"NOT PROTECTED: cannot create cgroups ({exc.strerror}): memory (shared memory included) "
+                       f"is bounded only per process")
+    return True, None
+
+
+class Lease:
+    """What one live worker holds on the trusted side: its own uid (a lock) and its memory and pids cgroups."""
+
+    def __init__(self, limits: Limits, cgroups: bool):
+        self.limits = limits
+        self.uid, self._lock = take_uid(limits)
+        self.cgroups: list[str] = []
+        self.procs_fds: list[int] = []
+        if cgroups:
+            try:
+                self._make_cgroups()
+            except OSError as exc:
+                log.warning("sandbox: no cgroup for uid %s (%s); memory is bounded only per process", self.uid, exc)
+                self.close_procs_fds()
+                self._remove_cgroups()
+
+    def _make_cgroups(self) -> None:
+        for controller, parent in sorted(_cgroup_dirs().items()):
+            path = os.path.join(parent, f"course_lib-sandbox-{self.uid}")
+            if os.path.isdir(path):
+                self._kill_cgroup(path)
+            else:
+                os.mkdir(path)
+            self.cgroups.append(path)
+            if controller == "memory":
+                _write(path, "memory.limit_in_bytes", self.limits.resident_bytes)
+                if os.path.exists(os.path.join(path, "memory.memsw.limit_in_bytes")):
+                    _write(path, "memory.memsw.limit_in_bytes", self.limits.resident_bytes)   # no swapping out
+            else:
+                _write(path, "pids.max", self.limits.processes + 2)                          # + keeper and init
+            self.procs_fds.append(os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
+
+    def close_procs_fds(self) -> None:
+        for fd in self.procs_fds:
+            os.close(fd)
+        self.procs_fds = []
+
+    def oom_killed(self) -> bool:
+        """Whether the memory cgroup's limit killed a process of this worker."""
+        for path in self.cgroups:
+            try:
+                with open(os.path.join(path, "memory.oom_control")) as f:
+                    if any(line.split()[0] == "oom_kill" and int(line.split()[1]) > 0 for line in f):
+                        return True
+            except (OSError, ValueError, IndexError):
+                pass
+        return False
+
+    @staticmethod
+    def _kill_cgroup(path: str) -> None:
+        for _ in range(200):
+            try:
+                with open(os.path.join(path, "cgroup.procs")) as f:
+                    pids = [int(p) for p in f.read().split()]
+            except OSError:
+                return
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.005)
+
+    def _remove_cgroups(self) -> None:
+        for path in self.cgroups:
+            self._kill_cgroup(path)
+            for _ in range(100):
+                try:
+                    os.rmdir(path)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY:
+                        break
+                    time.sleep(0.005)               # the last tasks are still being reaped
+        self.cgroups = []
+
+    def release(self) -> None:
+        """Kill whatever is left in the cgroups and under the uid, remove the cgroups, give the uid back."""
+        self.close_procs_fds()
+        self._remove_cgroups()
+        _kill_uid(self.uid)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+
+def _write(folder: str, name: str, value: int) -> None:
+    with open(os.path.join(folder, name), "w") as f:
+        f.write(str(value))
 
 
 # ----------------------------------------------------------------------------- the trusted side's handle
@@ -366,6 +689,8 @@ class Zygote:
         self.report: list[str] = []
         self._dir: str | None = None
         self._stderr = None
+        self._leases: dict[int, Lease] = {}
+        self._cgroups = False
 
     # -- lifecycle
     @property
@@ -391,6 +716,14 @@ class Zygote:
             self.close()
             raise
         self.report = list(reply.get("log", []))
+        self._cgroups, line = cgroups_available()
+        if line:
+            log.warning("sandbox: %s", line)
+            self.report.append(line)
+        elif os.geteuid() == 0:
+            self.report.append(f"each worker: its own uid (from {self.limits.uid_base}) and cgroups (memory "
+                               f"{self.limits.resident_bytes // 2**20} MiB with shared memory, "
+                               f"{self.limits.processes} tasks), killed whole and removed at the part's end")
 
     def close(self) -> None:
         if self.sock is not None:
@@ -404,6 +737,9 @@ class Zygote:
                     pass
             self.proc.wait()
             self.proc = None
+        for lease in self._leases.values():
+            lease.release()
+        self._leases.clear()
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
@@ -458,26 +794,54 @@ class Zygote:
         self._request({"op": "preload", "modules": list(modules)}, timeout=self.start_timeout)
 
     def spawn(self) -> tuple[int, socket.socket]:
-        """Fork one worker; returns its pid (= its process group) and our end of its channel."""
+        """Fork one worker; returns its pid (= its process group) and our end of its channel.
+
+        As root the worker gets a uid of its own and fresh cgroups (:class:`Lease`), held until
+        :meth:`finish`.
+        """
         self.ensure()
+        lease = Lease(self.limits, self._cgroups) if os.geteuid() == 0 else None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            reply = self._request({"op": "spawn"}, fds=[theirs.fileno()])
+            reply = self._request({"op": "spawn", "uid": lease.uid if lease else None},
+                                  fds=[theirs.fileno(), *(lease.procs_fds if lease else [])])
+        except BaseException:
+            ours.close()
+            if lease is not None:
+                lease.release()
+            raise
         finally:
             theirs.close()
-        return int(reply["pid"]), ours
+            if lease is not None:
+                lease.close_procs_fds()
+        pid = int(reply["pid"])
+        if lease is not None:
+            self._leases[pid] = lease
+        return pid, ours
+
+    def exit_of(self, pid: int, wait: float = 2.0) -> Exit:
+        """How the worker ended, if it has within ``wait`` seconds (else ``Exit(None)``).
+
+        A dead zygote, or a worker whose namespace's init died before it, was ended from outside.
+        """
+        if not self.alive:
+            return Exit(None, outside=True)
+        try:
+            reply = self._request({"op": "status", "pid": pid, "wait": wait}, timeout=wait + 10)
+        except SandboxError:
+            return Exit(None, outside=True)
+        lease = self._leases.get(pid)
+        if lease is not None and lease.oom_killed():     # whichever process the OOM killer chose: the student's
+            return Exit(reply.get("status") or signal.SIGKILL, memory=True)
+        return Exit(reply.get("status"), bool(reply.get("outside")))
 
     def status(self, pid: int, wait: float = 2.0) -> int | None:
         """The worker's wait status if it has ended within ``wait`` seconds, else None."""
-        if not self.alive:
-            return None
-        try:
-            return self._request({"op": "status", "pid": pid, "wait": wait}, timeout=wait + 10).get("status")
-        except SandboxError:
-            return None
+        return self.exit_of(pid, wait).status
 
     def finish(self, pid: int) -> None:
-        """Kill the worker's process group and everything it left behind; wipe the private /tmp."""
+        """Kill the worker's process group and everything it left behind; wipe the private /tmp; remove its
+        cgroups and give its uid back."""
         try:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -488,6 +852,9 @@ class Zygote:
             except SandboxError as exc:
                 log.warning("sandbox: cleanup failed, restarting the zygote: %s", exc)
                 self.close()
+        lease = self._leases.pop(pid, None)
+        if lease is not None:
+            lease.release()
 
 
 def _wait_status(returncode: int | None) -> int | None:
