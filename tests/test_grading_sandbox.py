@@ -481,3 +481,35 @@ def test_a_killed_zygote_takes_every_process_of_its_parts_with_it(neighbour):
     assert host_pids_of(uid) == []
     w.close()
     neighbour.ensure()
+
+
+# ----------------------------------------------------------------------------- robustness
+
+@ROOT_ONLY
+def test_a_3000_deep_directory_tree_is_wiped_and_the_zygote_survives(zygote):
+    source = ("def f():\n"
+              "    base = os.open('/tmp', os.O_RDONLY)\n"
+              "    os.chdir('/tmp')\n"
+              "    for _ in range(3000):\n"                   # bounded: 3000 levels, one byte each
+              "        os.mkdir('d')\n"
+              "        os.chdir('d')\n"
+              "    open('leaf', 'w').write('x')\n"
+              "    return 3000")
+    pid = zygote.proc.pid
+    with run(zygote, "import os", source) as w:
+        assert w.function("f")() == 3000
+    with run(zygote, "import os\ndef f():\n    return sorted(os.listdir('/tmp'))") as w:
+        assert "d" not in w.function("f")()
+    assert zygote.proc.pid == pid, "the zygote was not restarted"
+
+
+def test_a_notebook_too_large_to_send_whole_is_refused_with_the_reason(zygote):
+    many = [(i, "x = 1") for i in range(LIMITS.max_cells + 1)]
+    with pytest.raises(SandboxFailure, match=f"{LIMITS.max_cells + 1} code cells.*at most {LIMITS.max_cells} cells"):
+        Worker(zygote, LIMITS, many, CellPlan()).start()
+
+
+def test_a_cell_over_one_mib_runs_whole_not_cut(zygote):
+    big = "data = '" + "a" * (3 * 2**20) + "'\ndef f():\n    return len(data)"
+    with run(zygote, big) as w:
+        assert w.function("f")() == 3 * 2**20

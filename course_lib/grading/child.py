@@ -21,7 +21,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -98,7 +97,7 @@ def zygote_main(fd: int) -> None:
                 _reply(sock, {"status": _wait_for(pid, wait, statuses)})
         elif op == "cleanup":
             _kill_descendants(statuses)
-            _wipe(scratch, private_tmp, int(req["pid"]), config["keep"])
+            _wipe(scratch, private_tmp, int(req["pid"]), config["keep"], limits.tmp_bytes)
             statuses.clear()
             for r in reports.values():
                 os.close(r)
@@ -191,27 +190,29 @@ def _kill_descendants(statuses: dict[int, int]) -> None:
                 pass
 
 
-def _wipe(scratch: str, private_tmp: bool, pid: int, keep: list[str] = ()) -> None:
-    """Empty the private tmpfs mounts (only when they are ours) or at least the worker's scratch directory.
+def _wipe(scratch: str, private_tmp: bool, pid: int, keep: list[str] = (), tmp_bytes: int = 0) -> None:
+    """Empty the private tmpfs mounts (only when they are ours: a fresh tmpfs replaces each) or at least the
+    worker's scratch directory (removed without recursion, however deep).
 
     Entries on the way to a kept path (a course cloned under /tmp is bound read-only inside the
     private /tmp) are left alone.
     """
     targets = [d for d in sandbox.WORLD_WRITABLE if os.path.isdir(d)] if private_tmp else [scratch]
     for d in targets:
+        if private_tmp and tmp_bytes and os.path.ismount(d) and \
+                not any(sandbox._under(os.path.realpath(k), [d]) for k in keep):
+            try:                                        # a fresh tmpfs: instant, however deep the old tree
+                sandbox.fresh_tmpfs(d, tmp_bytes)
+                continue
+            except OSError:
+                pass
         for name in os.listdir(d):
             if not private_tmp and not name.startswith(f"w{pid}-"):
                 continue
             path = os.path.join(d, name)
             if any(sandbox._under(os.path.realpath(k), [path]) for k in keep):
                 continue
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
+            sandbox.remove_tree(path)
 
 
 def _worker_entry(fd: int, cgroup_fds: list[int], status_fd: int | None, limits: sandbox.Limits, scratch: str,
@@ -304,7 +305,7 @@ def _lists(value: Any, path: tuple = ()) -> list[tuple[tuple, list, list[int]]]:
 
 def worker_main(fd: int, limits: sandbox.Limits) -> None:
     """Run the cells the trusted side sends, then serve ``describe``/``call`` requests until told to stop."""
-    init = protocol.decode(protocol.recv(fd, limits.wire()), limits.wire())
+    init = protocol.decode(protocol.recv(fd, limits.cells_wire()), limits.cells_wire())
     shell = _shell()
     for index, source in init["cells"]:
         _send(fd, {"event": "cell", "index": index}, limits)

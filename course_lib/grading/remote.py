@@ -131,13 +131,18 @@ class Worker:
 
     def start(self) -> None:
         """Run the notebook's cells in a fresh worker, skipping those known to hang or crash."""
+        self.check_size()
         for _ in range(len(self.cells) + 1):
             self.close()
             self.pid, self.sock = self.zygote.spawn()
             self.dead = None
             todo = [(i, src) for i, src in self.cells if i not in self.plan.skip]
             try:
-                protocol.send(self.sock.fileno(), protocol.encode({"cells": todo}))
+                body = protocol.encode({"cells": todo}, self.limits.cells_wire())
+            except protocol.ProtocolError:
+                raise SandboxFailure(_too_big(todo, self.limits)) from None
+            try:
+                protocol.send(self.sock.fileno(), body)
             except OSError:
                 pass                                       # the receive below says what happened
             current = None
@@ -166,6 +171,12 @@ class Worker:
                 self.plan.errors[current] = ("CellSkipped", f"this cell was stopped and skipped: {exc}")
                 log.info("worker %s: cell %s skipped (%s)", self.pid, current, exc)
         raise SandboxFailure("your notebook could not be run")
+
+    def check_size(self) -> None:
+        """Refuse, with the reason, a notebook too large to send to the sandbox whole (never cut it)."""
+        if len(self.cells) > self.limits.max_cells or \
+                sum(len(src.encode("utf-8", "replace")) for _, src in self.cells) > self.limits.message_bytes // 2:
+            raise SandboxFailure(_too_big(self.cells, self.limits))
 
     # -- talking
     def _receive(self, deadline: float, seconds: float) -> dict:
@@ -235,6 +246,13 @@ class Worker:
             raise SandboxFailure(self.dead)
         _copy_back(list(args), reply["args_after"], dict(kwargs), reply["kwargs_after"], reply["changed_lists"])
         return reply["result"]
+
+
+def _too_big(cells: list[tuple[int, str]], limits: Limits) -> str:
+    size = sum(len(src.encode("utf-8", "replace")) for _, src in cells)
+    return (f"your notebook has {len(cells)} code cells ({size / 2**20:.1f} MiB of code); the grader runs at most "
+            f"{limits.max_cells} cells and {limits.message_bytes // 2**21} MiB of code, so it was not graded: "
+            f"remove the cells you do not need (large data belongs in a file, not in a cell)")
 
 
 def _copy_back(args: list, after: Any, kwargs: dict, kw_after: Any, changed: Any) -> None:

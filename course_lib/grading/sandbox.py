@@ -33,7 +33,6 @@ import logging
 import os
 import resource
 import select
-import shutil
 import signal
 import socket
 import struct
@@ -98,10 +97,16 @@ class Limits:
     resident_bytes: int = 6 * 2**30     # memory cgroup: the worker's whole tree, shared memory included
     uid_base: int = 2_000_000_000       # as root, each live sandbox runs as its own uid (= gid) from
     uid_count: int = 4096               # uid_base .. uid_base + uid_count - 1, held with a lock file
-    message_bytes: int = 64 * 2**20     # largest reply the trusted side reads
+    message_bytes: int = 64 * 2**20     # largest reply the trusted side reads; also the notebook's code, sent whole
+    max_cells: int = 50_000             # most code cells a notebook may have to be graded
 
     def wire(self) -> protocol.WireLimits:
         return protocol.WireLimits(max_bytes=self.message_bytes)
+
+    def cells_wire(self) -> protocol.WireLimits:
+        """The limits of the one message that carries the notebook's cells: every cell whole, never cut."""
+        return protocol.WireLimits(max_bytes=self.message_bytes, max_header=self.message_bytes,
+                                   max_str=self.message_bytes, max_nodes=3 * self.max_cells + 3)
 
 
 def minimal_env(home: str) -> dict[str, str]:
@@ -187,6 +192,66 @@ def _drop_capabilities() -> None:
 
     data = (Data * 2)()
     _check(_libc().capset(ctypes.byref(Header(0x20080522, 0)), data), "capset")
+
+
+def remove_tree(path: str) -> None:
+    """``rm -rf path`` without recursion and without following symlinks, however deep the tree is.
+
+    It walks down with ``chdir`` one level at a time (so no path ever gets longer than one name, and
+    only one directory is open at a time) and removes each directory once it is empty. Errors are
+    ignored, as with ``shutil.rmtree(ignore_errors=True)``; only call it once nothing writes in the tree.
+    """
+    try:
+        if not os.path.isdir(path) or os.path.islink(path):
+            if os.path.lexists(path):
+                os.unlink(path)
+            return
+    except OSError:
+        return
+    home = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    names: list[str] = []
+    try:
+        os.chdir(path)
+        while True:
+            down = None
+            with os.scandir(".") as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False) and not os.path.ismount(entry.name):
+                            down = entry.name
+                            break
+                        os.unlink(entry.name)
+                    except OSError:
+                        pass
+            if down is not None:
+                try:
+                    os.chdir(down)
+                    names.append(down)
+                    continue
+                except OSError:
+                    pass
+            if not names:
+                break
+            os.chdir("..")
+            try:
+                os.rmdir(names.pop())
+            except OSError:
+                break                          # something in it could not be removed: stop here
+    except OSError:
+        pass
+    finally:
+        os.fchdir(home)
+        os.close(home)
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def fresh_tmpfs(path: str, size: int) -> None:
+    """Replace the tmpfs mounted at ``path`` by an empty one (the old one is freed once nothing uses it)."""
+    _umount(path)
+    _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
 
 
 def _under(path: str, roots: list[str]) -> bool:
@@ -744,7 +809,7 @@ class Zygote:
             self._stderr.close()
             self._stderr = None
         if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            remove_tree(self._dir)
             self._dir = None
 
     def __enter__(self) -> "Zygote":
