@@ -15,10 +15,12 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -243,3 +245,143 @@ def test_postgresql_gradebook_gets_the_same_grades(courses, postgres_url):
     want = {k: v for k, v in seq.items() if k[0] in students}
     assert set(pg) == set(want)
     assert {k: v for k, v in pg.items() if want[k] != v} == {}
+
+
+# ------------------------------------------------------------------------------------------ submissions are data
+
+def test_a_submission_with_a_link_or_a_device_is_refused_and_big_extra_files_are_left_out(tmp_path):
+    from course_lib.grading import submission
+    secret = tmp_path / "solution.ipynb"
+    secret.write_text("BEGIN SOLUTION")
+    sub = tmp_path / "submitted" / "ada" / ASSIGNMENT
+    sub.mkdir(parents=True)
+    (sub / "lstm.ipynb").write_text("{}")
+    (sub / "big.bin").write_bytes(b"x" * (submission.MAX_EXTRA_BYTES + 1))
+    files, skipped = submission.read_files(str(sub))
+    assert set(files) == {"lstm.ipynb"} and skipped == ["big.bin"]
+    (sub / "notes.txt").symlink_to(secret)
+    with pytest.raises(submission.SubmissionRefused, match=r"notes.txt is a symbolic link: submission refused"):
+        submission.read_files(str(sub))
+    (sub / "notes.txt").unlink()
+    os.mkfifo(sub / "pipe")
+    with pytest.raises(submission.SubmissionRefused, match=r"pipe is a FIFO"):
+        submission.check(str(sub))
+
+
+def test_the_gradebook_password_never_needs_the_command_line(tmp_path):
+    from course_lib.grading.cli import ENV_URL, gradebook_url
+    with pytest.raises(ValueError, match="without a password"):
+        gradebook_url("postgresql://grader:secret@db/course", None, {})
+    env = {ENV_URL: "postgresql://grader:secret@db/course"}
+    assert gradebook_url(None, None, env) == "postgresql://grader:secret@db/course"
+    assert ENV_URL not in env, "removed once read: no worker or sandbox inherits it"
+    url_file = tmp_path / "url"
+    url_file.write_text("postgresql://grader:secret@db/course\n")
+    assert gradebook_url(None, str(url_file), {}) == "postgresql://grader:secret@db/course"
+    assert gradebook_url("postgresql://grader@db/course", None, {}) == "postgresql://grader@db/course"
+
+
+# ------------------------------------------------------------------------------------------ attackers beside honest students
+
+ATTACKERS = ["kills_every_process", "holds_the_process_limit", "outlives_the_run"]
+HONEST = ["honest_a", "honest_b", "honest_c"]
+BUDGET = 20          # c.TrustedExecute.submission_seconds of this class
+SLOW_CELLS = "import time\ntime.sleep(5.5)", "import time\ntime.sleep(5.5)"     # 11 s per part, each under cell_timeout
+
+
+def _graded_outputs(course: Path, student: str) -> dict[str, list]:
+    from test_trusted_grading import _meta
+    nb = nbformat.read(course / "autograded" / student / ASSIGNMENT / "lstm.ipynb", as_version=4)
+    return {_meta(c)["grade_id"]: c.outputs for c in nb.cells if _meta(c).get("grade")}
+
+
+@pytest.fixture(scope="module")
+def attacked_class(tmp_path_factory) -> Path:
+    """Honest students graded beside attackers (tests/adversarial cases that attack other sandboxes), a
+    deliberately slow submission, and two submissions holding symbolic links (to the solution, the gradebook)."""
+    from test_trusted_grading import ADVERSARIAL
+    course = tmp_path_factory.mktemp("attacked") / "course"
+    course.mkdir()
+    (course / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text() + TEST_LIMITS
+                                               + f"c.TrustedExecute.submission_seconds = {BUDGET}\n")
+    shutil.copytree(ROOT / "solutions" / ASSIGNMENT, course / "solutions" / ASSIGNMENT)
+    nbgrader(course, "generate_assignment", ASSIGNMENT)
+    tokens = {"PORT": "9", "COURSE": str(course), "TABLE": "{}"}
+    solution = Case("solution", ASSIGNMENT, "", {}, "", [], False)
+    for student in HONEST:
+        write(course, student, ASSIGNMENT, submission(course, solution, tokens))
+    for student in ATTACKERS:
+        write(course, student, ASSIGNMENT, submission(course, read_case(ADVERSARIAL / f"{student}.py"), tokens))
+    slow = Case("slow", ASSIGNMENT, "", {}, "", [], False, after={"lstm_cell": "\n".join(SLOW_CELLS)})
+    nb = submission(course, slow, tokens)
+    index = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "lstm_cell")
+    nb.cells.insert(index + 2, nbformat.v4.new_code_cell(SLOW_CELLS[1]))
+    write(course, "slow", ASSIGNMENT, nb)
+    linked = course / "submitted" / "linked_notebook" / ASSIGNMENT
+    linked.mkdir(parents=True)
+    (linked / "lstm.ipynb").symlink_to(Path("../../..") / "solutions" / ASSIGNMENT / "lstm.ipynb")
+    write(course, "linked_extra", ASSIGNMENT, submission(course, solution, tokens))
+    (course / "submitted" / "linked_extra" / ASSIGNMENT / "notes.txt").symlink_to(course / "gradebook.db")
+    return course
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sandboxes apart from each other need root")
+def test_attackers_graded_in_parallel_change_no_one_elses_grade_or_feedback(attacked_class):
+    course = attacked_class
+    done = run_parallel(course)
+    assert f"{len(HONEST) + len(ATTACKERS) + 1} graded, 2 failed" in done.stdout, done.stdout + done.stderr[-3000:]
+    for student in ("linked_notebook", "linked_extra"):
+        assert f"FAILED {student}: " in done.stdout and "is a symbolic link: submission refused" in done.stdout
+        assert not (course / "autograded" / student).exists(), "nothing of a refused submission is copied"
+    seq = gradebook_dump(f"sqlite:///{course / 'gradebook.db'}", ASSIGNMENT)
+    scores = {}
+    for key, value in seq.items():
+        if key[2] == "grade":
+            scores.setdefault(key[0], {})[key[3]] = value[0]
+    full = scores["honest_a"]
+    assert all(v > 0 for v in full.values())
+    for student in HONEST + ATTACKERS:
+        assert scores[student] == full, student            # the attackers answered correctly too
+    outputs = {s: _graded_outputs(course, s) for s in HONEST}
+    assert outputs["honest_b"] == outputs["honest_a"] and outputs["honest_c"] == outputs["honest_a"]
+    assert not any(o.get("output_type") == "error" for outs in outputs["honest_a"].values() for o in outs)
+    # The slow one: its first part is graded; the time budget runs out in the second; the third scores 0.
+    assert scores["slow"]["lstm_cell_check"] > 0 and scores["slow"]["lstm_backward_check"] == 0
+    assert scores["slow"]["lstm_layer_check"] == 0
+    slow = _graded_outputs(course, "slow")
+    assert "the time for grading this submission (20 s for all its parts) ran out" in str(slow["lstm_backward_check"])
+    log = (course / "autograded" / "trusted_grading.log").read_text()
+    assert "BEGIN SOLUTION" not in "".join(str(o) for s in ("slow", *HONEST) for o in _graded_outputs(course, s).values())
+    assert "RETRIED" not in log
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sandboxes apart from each other need root")
+def test_an_interrupted_parallel_run_and_its_plain_rerun_grade_everyone(attacked_class, tmp_path):
+    """The parallel command is killed (SIGKILL to its process group) while it grades an attacker whose
+    double-forked child would start killing every process it may signal 15 s later; a plain re-run
+    then grades everyone as if nothing had happened."""
+    course = attacked_class
+    students = ["outlives_the_run", *HONEST]
+    env = dict(_env(course), TMPDIR=str(tmp_path))
+    with open(tmp_path / "err", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "course_lib.grading.cli", ASSIGNMENT, "--workers", "2",
+                                 *(f"--student={s}" for s in students)], cwd=course, env=env,
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    log = course / "autograded" / "trusted_grading.log"
+    size = log.stat().st_size if log.exists() else 0
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and "outlives_the_run/02_lstm" not in (log.read_text()[size:] if log.exists() else ""):
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    done = run_parallel(course, *(f"--student={s}" for s in students))
+    assert "4 graded, 0 failed" in done.stdout, done.stdout + done.stderr[-3000:]
+    seq = gradebook_dump(f"sqlite:///{course / 'gradebook.db'}", ASSIGNMENT)
+    for student in students:
+        got = {k[3]: v[0] for k, v in seq.items() if k[0] == student and k[2] == "grade"}
+        assert got and all(v > 0 for v in got.values()), (student, got)

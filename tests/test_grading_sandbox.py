@@ -513,3 +513,48 @@ def test_a_cell_over_one_mib_runs_whole_not_cut(zygote):
     big = "data = '" + "a" * (3 * 2**20) + "'\ndef f():\n    return len(data)"
     with run(zygote, big) as w:
         assert w.function("f")() == 3 * 2**20
+
+
+# ----------------------------------------------------------------------------- budget, and kills from outside
+
+def test_the_submissions_time_budget_stops_a_slow_notebook_with_its_own_reason(zygote):
+    start = time.monotonic()
+    worker = Worker(zygote, LIMITS, [(0, "import time\nwhile True:\n    time.sleep(0.1)")], CellPlan(),
+                    deadline=time.monotonic() + 1.5)
+    with pytest.raises(SandboxFailure, match="the time for grading this submission .* ran out"):
+        worker.start()
+    worker.close()
+    assert time.monotonic() - start < LIMITS.cell_timeout, "stopped by the budget, not by the cell's own limit"
+
+
+@ROOT_ONLY
+def test_a_worker_killed_from_outside_is_not_blamed_on_the_student(zygote):
+    with run(zygote, "import os, signal\ndef f():\n    return 1\ndef g():\n    os.kill(os.getpid(), signal.SIGKILL)") as w:
+        os.killpg(w.pid, signal.SIGKILL)                     # as the host (or an administrator) would
+        with pytest.raises(SandboxFailure) as info:
+            w.function("f")()
+        assert info.value.outside and "not by you" in str(info.value)
+    with run(zygote, "import os, signal\ndef g():\n    os.kill(os.getpid(), signal.SIGKILL)") as w:
+        with pytest.raises(SandboxFailure) as info:
+            w.function("g")()
+        assert not info.value.outside and "killed by SIGKILL" in str(info.value)
+
+
+@ROOT_ONLY
+def test_a_part_stopped_from_outside_is_graded_again_and_logged(zygote):
+    from types import SimpleNamespace
+
+    from course_lib.grading import trusted
+    attempts = []
+
+    def check_one(f):
+        attempts.append(f)
+        if len(attempts) == 1:
+            os.killpg(f._worker.pid, signal.SIGKILL)        # the first attempt dies from outside
+        assert f() == 1
+
+    checkers = SimpleNamespace(check_one=check_one)
+    calls = trusted.parse_test_cell("checkers.check_one(f)")
+    result = trusted.grade_part(zygote, LIMITS, [(0, "def f():\n    return 1")], CellPlan(), calls, checkers)
+    assert result.passed and len(attempts) == 2
+    assert result.log[0].startswith("RETRIED")

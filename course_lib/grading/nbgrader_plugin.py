@@ -40,7 +40,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from . import sandbox, trusted
+from . import sandbox, submission, trusted
 from .remote import CellPlan
 from .sandbox import Limits, Zygote
 
@@ -91,6 +91,8 @@ class TrustedExecute(NbGraderPreprocessor):
     uid_base = Integer(2_000_000_000, help="As root, each live sandbox on the machine runs as its own user id "
                                            "from uid_base .. uid_base + uid_count - 1.").tag(config=True)
     uid_count = Integer(4096, help="How many user ids the sandboxes may use (see uid_base).").tag(config=True)
+    submission_seconds = Float(600.0, help="Wall time for all graded parts of one submitted notebook; the parts "
+                                           "left when it runs out score 0, with the reason.").tag(config=True)
     hide_paths = List(Unicode(), help="More paths the student's code must not see (the course root, the "
                                       "gradebook and the grader's home are always hidden).").tag(config=True)
     preloadable = List(Unicode(), ["numpy", "torch", "keras", "matplotlib", "matplotlib.pyplot", "course_lib",
@@ -123,7 +125,8 @@ class TrustedExecute(NbGraderPreprocessor):
         limits = Limits(call_timeout=self.call_timeout, cell_timeout=self.cell_timeout,
                         cpu_seconds=self.cpu_seconds, memory_bytes=self.memory_bytes, processes=self.processes,
                         file_bytes=self.file_bytes, resident_bytes=self.resident_bytes, uid_base=self.uid_base,
-                        uid_count=self.uid_count)
+                        uid_count=self.uid_count, submission_seconds=self.submission_seconds)
+        deadline = time.monotonic() + limits.submission_seconds
 
         test_idx = {i: _grade_id(c) for i, c in enumerate(nb.cells)
                     if c.cell_type == "code" and utils.is_grade(c) and not utils.is_solution(c)
@@ -163,8 +166,14 @@ class TrustedExecute(NbGraderPreprocessor):
                     comments.setdefault(answer, []).append(message)
                 continue
             started = time.monotonic()
+            if started >= deadline:
+                message = (f"the time for grading this submission ({limits.submission_seconds:g} s for all its "
+                           f"parts) ran out before this part: it scores 0. Look for code that is far too slow.")
+                cell.outputs = [_error("GradingStopped", message)]
+                lines.append(f"  {gid}: FAIL; not graded: {message}")
+                continue
             before = [(i, src) for i, src in code if i < index]     # what a kernel would have run by now
-            result = trusted.grade_part(zygote, limits, before, plan, calls[gid], checkers)
+            result = trusted.grade_part(zygote, limits, before, plan, calls[gid], checkers, deadline=deadline)
             result.log.insert(0, f"{time.monotonic() - started:.1f} s")
             outputs = [nbformat.v4.new_output("stream", name="stdout", text=result.stdout)] if result.stdout else []
             if not result.passed:
@@ -313,11 +322,26 @@ class MarkGradingStarted(NbGraderPreprocessor):
     nbgrader is about to write, so that a run killed before the grades are saved is noticed next time."""
 
     def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
+        _check_submission(self, resources)
         marker = _dest(self, resources).rstrip(os.sep) + MARKER
         os.makedirs(os.path.dirname(marker), exist_ok=True)
         with open(marker, "w") as f:
             f.write("grading started; this submission is graded again by the next nbgrader autograde\n")
         return nb, resources
+
+
+def _check_submission(preprocessor: NbGraderPreprocessor, resources: ResourcesDict) -> None:
+    """A submission with a link, device or the like fails whole (nbgrader then removes what it had copied to
+    autograded/); extra files over the size limit are removed from autograded/, so no feedback carries them."""
+    coursedir = CourseDirectory(config=preprocessor.config)
+    info = resources["nbgrader"]
+    folder = coursedir.format_path(coursedir.submitted_directory, info["student"], info["assignment"])
+    for rel in submission.check(folder):
+        path = os.path.join(_dest(preprocessor, resources), rel)
+        if os.path.lexists(path):
+            os.unlink(path)
+        preprocessor.log.warning("%s: %s is larger than %d MiB: not copied to autograded/ or the feedback",
+                                 info["student"], rel, submission.MAX_EXTRA_BYTES // 2**20)
 
 
 class MarkGradingFinished(NbGraderPreprocessor):

@@ -7,7 +7,9 @@ task, and every worker keeps its own warm sandbox:
 1. The parent (the only process that touches the real gradebook) makes a *template* gradebook: a
    small SQLite file holding just this assignment (its notebooks, cells, points, due date). The
    template, the instructor's ``source`` folder of the assignment and one student's submitted files
-   travel with the task as bytes, so the workers need no shared filesystem.
+   travel with the task as bytes, so the workers need no shared filesystem. A submission is read
+   only when it is sent (two per worker at a time), never followed through a link, and refused if
+   it holds anything but regular files (:mod:`.submission`).
 2. A worker (a Dask worker process, kept between tasks) grades the submission with nbgrader's own
    ``Autograde`` converter and the course's configuration (so ``TrustedExecute`` and its sandbox,
    unchanged), inside a private scratch course: a fresh copy of the template, then the submission.
@@ -43,6 +45,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from distributed.diagnostics.plugin import WorkerPlugin
+
+from . import submission
 
 __all__ = ["SubmissionResult", "GradingSummary", "grade_assignment", "template_gradebook", "grade_one",
            "skip_iri_grammar"]
@@ -139,7 +143,8 @@ def _copy_assignment(a, dst) -> None:
 
 
 def _read_tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.is_symlink()}
 
 
 def _write_tree(folder: Path, files: dict[str, bytes]) -> None:
@@ -231,7 +236,7 @@ def grade_assignment(assignment: str, *, root: str | os.PathLike = ".", students
         template_gradebook(coursedir.db_url, coursedir.course_id, assignment, template)
         shared = {"template": template.read_bytes(), "source": _read_tree(source), "root": str(root),
                   "assignment": assignment, "config": (root / "nbgrader_config.py").read_text(encoding="utf-8")}
-        results = _run_on_dask(shared, {s: _read_tree(submitted / s / assignment) for s in chosen},
+        results = _run_on_dask(shared, {s: submitted / s / assignment for s in chosen},
                                workers=workers, scheduler=scheduler, progress=progress, db_url=coursedir.db_url,
                                course_id=coursedir.course_id, autograded=root / coursedir.autograded_directory)
     graded = sorted(r.student for r in results if r.ok)
@@ -240,31 +245,29 @@ def grade_assignment(assignment: str, *, root: str | os.PathLike = ".", students
     return GradingSummary(assignment, graded, failed, time.perf_counter() - t0, sandbox)
 
 
-def _run_on_dask(shared: dict, submissions: dict[str, dict[str, bytes]], *, workers, scheduler, progress,
+def _run_on_dask(shared: dict, submissions: dict[str, Path], *, workers, scheduler, progress,
                  db_url: str, course_id: str, autograded: Path) -> list[SubmissionResult]:
+    """Send the submissions to the workers a few at a time (each read only when it is sent, so the parent never
+    holds the class in memory), and write each result into the gradebook as it comes back."""
     from dask.distributed import Client, as_completed
     from nbgrader.api import Gradebook
 
     step = _progress(len(submissions)) if progress and submissions else (lambda ok: None)
-    results, futures = [], []
+    results, futures = [], {}
     with contextlib.ExitStack() as stack:
         if scheduler is None:
-            client = stack.enter_context(Client(stack.enter_context(_local_cluster(workers or os.cpu_count() or 1))))
+            n = workers or os.cpu_count() or 1
+            client = stack.enter_context(Client(stack.enter_context(_local_cluster(n))))
         else:
             client = stack.enter_context(Client(scheduler))
+            n = max(1, len(client.scheduler_info().get("workers", {})))
         try:
             client.register_plugin(_CloseSandbox(), name="course_lib-close-sandbox")
             shared_future = client.scatter(shared, broadcast=True)
-            futures = [client.submit(grade_one, shared_future, student, files,
-                                     key=f"grade-{student}-{os.getpid()}", pure=False)
-                       for student, files in submissions.items()]
+            queue = iter(submissions.items())
+            running = as_completed()
             with Gradebook(db_url, course_id) as gb:
-                for future in as_completed(futures):
-                    try:
-                        result = future.result()
-                    except Exception as exc:           # the worker died: no partial state to copy
-                        student = future.key.split("-", 1)[1].rsplit("-", 1)[0]
-                        result = SubmissionResult(student, False, f"worker lost: {exc}")
+                def done(result: SubmissionResult) -> None:
                     _write_result(gb, shared["assignment"], result)
                     dest = autograded / result.student / shared["assignment"]
                     if result.ok:
@@ -276,9 +279,37 @@ def _run_on_dask(shared: dict, submissions: dict[str, dict[str, bytes]], *, work
                             f.write(result.log)
                     results.append(result)
                     step(result.ok)
+
+                def send_next() -> None:
+                    for student, folder in queue:
+                        try:
+                            files, skipped = submission.read_files(str(folder))
+                        except (submission.SubmissionRefused, OSError) as exc:
+                            done(SubmissionResult(student, False, str(exc)))
+                            continue
+                        future = client.submit(grade_one, shared_future, student, files,
+                                               key=f"grade-{student}-{os.getpid()}", pure=False)
+                        futures[future] = (student, skipped)
+                        running.add(future)
+                        return
+
+                for _ in range(2 * n):                 # two per worker: none waits, few are held
+                    send_next()
+                for future in running:
+                    student, skipped = futures.pop(future)
+                    try:
+                        result = future.result()
+                    except Exception as exc:           # the worker died: no partial state to copy
+                        result = SubmissionResult(student, False, f"worker lost: {exc}")
+                    del future
+                    result.log += "".join(f"{student}: {rel} is larger than "
+                                          f"{submission.MAX_EXTRA_BYTES // 2**20} MiB: not copied to autograded/ or "
+                                          f"the feedback\n" for rel in skipped)
+                    done(result)
+                    send_next()
         except BaseException:                          # Ctrl-C, or the gradebook failed: stop what is queued
             if futures:
-                client.cancel(futures)
+                client.cancel(list(futures))
             raise
     return results
 

@@ -105,8 +105,10 @@ def _raise_from_student_line(exc: BaseException, where: Any) -> None:
 class Worker:
     """One sandboxed process for one graded part: cells first, then calls. Use as a context manager."""
 
-    def __init__(self, zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], plan: CellPlan):
+    def __init__(self, zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], plan: CellPlan,
+                 deadline: float | None = None):
         self.zygote, self.limits, self.cells, self.plan = zygote, limits, cells, plan
+        self.deadline = deadline                       # time.monotonic() when the submission's budget ends
         self.pid: int | None = None
         self.sock: socket.socket | None = None
         self._next_id = 0
@@ -149,7 +151,7 @@ class Worker:
             try:
                 while True:
                     timeout = self.limits.cell_timeout if current is not None else 30.0
-                    event = self._receive(time.monotonic() + timeout, timeout)
+                    event = self._receive(*self._until(timeout))
                     kind = event.get("event")
                     if kind == "cell":
                         current = event["index"]
@@ -165,7 +167,7 @@ class Worker:
                     else:
                         raise SandboxFailure(f"unexpected message while running the notebook: {sorted(event)}")
             except SandboxFailure as exc:
-                if current is None or exc.outside:
+                if current is None or exc.outside or self.dead == self._budget_text():
                     raise
                 self.plan.skip[current] = str(exc)
                 self.plan.errors[current] = ("CellSkipped", f"this cell was stopped and skipped: {exc}")
@@ -179,6 +181,17 @@ class Worker:
             raise SandboxFailure(_too_big(self.cells, self.limits))
 
     # -- talking
+    def _budget_text(self) -> str:
+        return (f"the time for grading this submission ({self.limits.submission_seconds:g} s for all its parts) "
+                f"ran out")
+
+    def _until(self, seconds: float) -> tuple[float, float]:
+        """(deadline, seconds) of a wait of ``seconds``, cut short by the submission's budget (seconds < 0 then)."""
+        now = time.monotonic()
+        if self.deadline is not None and self.deadline < now + seconds:
+            return self.deadline, -1.0
+        return now + seconds, seconds
+
     def _receive(self, deadline: float, seconds: float) -> dict:
         if self.dead:
             raise SandboxFailure(self.dead, outside=self.dead == OUTSIDE)
@@ -186,7 +199,7 @@ class Worker:
             body = protocol.recv(self.sock.fileno(), self.limits.wire(), deadline)
             message = protocol.decode(body, self.limits.wire())
         except TimeoutError:
-            self.dead = f"did not finish within {seconds:g} s"
+            self.dead = f"did not finish within {seconds:g} s" if seconds >= 0 else self._budget_text()
             self.zygote.finish(self.pid)
             raise SandboxFailure(self.dead) from None
         except (EOFError, OSError):
@@ -219,7 +232,7 @@ class Worker:
             protocol.send(self.sock.fileno(), body)
         except OSError:
             pass                                           # the receive below says what happened
-        reply = self._receive(time.monotonic() + timeout, timeout)
+        reply = self._receive(*self._until(timeout))
         if reply.get("id") != rid:
             self.dead = "the grading process's reply did not match the request"
             raise SandboxFailure(self.dead)

@@ -88,6 +88,7 @@ class Limits:
 
     call_timeout: float = 60.0          # one call of the student's function
     cell_timeout: float = 120.0         # one notebook cell while the student's notebook is run
+    submission_seconds: float = 600.0   # wall time for all graded parts of one submitted notebook
     cpu_seconds: int = 600              # RLIMIT_CPU: the whole worker, cells and calls
     memory_bytes: int = 6 * 2**30       # RLIMIT_AS: address space (torch + keras map ~1 GiB)
     processes: int = 64                 # RLIMIT_NPROC, for the worker's own user id (threads count)

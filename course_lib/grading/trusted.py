@@ -112,6 +112,7 @@ class PartResult:
     ename: str = ""
     message: str = ""
     log: list[str] = field(default_factory=list)
+    outside: bool = False          # stopped from outside the student's code (the host, the grader)
 
 
 def _has_seed(checker: Any) -> bool:
@@ -122,12 +123,32 @@ def _has_seed(checker: Any) -> bool:
 
 
 def grade_part(zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], plan: CellPlan,
-               calls: list[CheckCall], checkers: Any, *, secret_seed: int | None = None) -> PartResult:
+               calls: list[CheckCall], checkers: Any, *, secret_seed: int | None = None,
+               deadline: float | None = None) -> PartResult:
     """Run one test cell's checks against a fresh worker; never raises for anything the student did.
 
     ``secret_seed`` (default: a fresh ``secrets.randbelow(2**31)``) is used for one more run of the
-    first call whose checker takes ``seed``; it is logged, never shown.
+    first call whose checker takes ``seed``; it is logged, never shown. ``deadline`` (a
+    ``time.monotonic()`` value) is when the submission's time budget ends. A part whose worker was
+    stopped from outside the student's code (the host, the grader) is graded once more, and the log
+    says so (``RETRIED``); if that happens again the part fails with a message that does not blame
+    the student and a ``FLAG`` in the log for the instructor.
     """
+    first = _grade_part(zygote, limits, cells, plan, calls, checkers, secret_seed, deadline)
+    if not first.outside:
+        return first
+    log.warning("a part's sandbox was stopped from outside the student's code; grading it once more")
+    again = _grade_part(zygote, limits, cells, plan, calls, checkers, secret_seed, deadline)
+    again.log.insert(0, "RETRIED: the first attempt was stopped from outside the student's code")
+    if again.outside:
+        again.log.append("FLAG for the instructor: stopped from outside the student's code twice; grade this part "
+                         "again (nbgrader autograde --force) or by hand")
+        again.message += " Your instructor has been told and will grade this part again."
+    return again
+
+
+def _grade_part(zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], plan: CellPlan,
+                calls: list[CheckCall], checkers: Any, secret_seed: int | None, deadline: float | None) -> PartResult:
     for call in calls:
         if not callable(getattr(checkers, call.checker, None)):
             raise GradingConfigError(f"course_lib.checkers has no {call.checker}")
@@ -138,11 +159,12 @@ def grade_part(zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], pla
         runs.append((seeded, {**seeded.kwargs, "seed": secret}))
     result = PartResult(True, log=[f"secret seed {secret}" if seeded is not None else "no seeded checker"])
     out = io.StringIO()
-    worker = Worker(zygote, limits, cells, plan)
+    worker = Worker(zygote, limits, cells, plan, deadline)
     try:
         worker.start()
     except SandboxFailure as exc:
         worker.close()
+        result.outside = exc.outside
         return _failed(result, out, "GradingStopped", f"your notebook could not be run in the sandbox: {exc}.")
     with worker:
         for k, (call, kwargs) in enumerate(runs):
@@ -161,6 +183,7 @@ def grade_part(zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], pla
                     message += " (This was an extra check with a fresh random seed, as in every graded run.)"
                 return _failed(result, out, "CheckFailed", message)
             except SandboxFailure as exc:
+                result.outside = exc.outside
                 names = ", ".join(call.student_names()) or "your code"
                 return _failed(result, out, "GradingStopped", f"{names}: {exc}. {_stopped_hint(str(exc), limits)}")
             except Exception as exc:  # noqa: BLE001 - a checker that choked on what came back
@@ -187,6 +210,11 @@ def _scrub(message: str, secret: int) -> str:
 
 
 def _stopped_hint(reason: str, limits: Limits) -> str:
+    if "ran out" in reason and "time for grading this submission" in reason:
+        return ("Some part of your notebook is far too slow (or never ends); the parts not graded in time "
+                "score 0.")
+    if "stopped from outside your code" in reason:
+        return "This is not your code's fault."
     if "did not finish within" in reason:
         return ("Look for a loop that never ends, or work that is far too slow. "
                 "This part scores 0.")
