@@ -98,6 +98,21 @@ c.TrustedExecute.forbidden = {
     "05_attention": ["torch.scaled_dot_product_attention", "nn.MultiheadAttention",
                      "torch.multi_head_attention_forward"],
 }
+# The same shortcuts switched off in the sandbox while the assignment is graded, below any name the
+# student's code could reach them by (aliases, getattr with a built string, pickle, compile...): ATen
+# operators at the dispatcher, autograd's engine, Python functions by their code
+# (course_lib/grading/forbid.py). A graded call that reaches one scores 0 with the reason in the
+# gradebook comment. The course's answer key (course_lib.reference, the checkers' internals) is
+# never in the sandbox at all.
+c.TrustedExecute.forbidden_operations = {
+    "01_rnn": ["aten::rnn_tanh", "aten::rnn_relu", "aten::rnn_tanh_cell", "aten::rnn_relu_cell",
+               "torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad_norm",
+               "torch.nn.utils.clip_grads_with_norm_", "torch.nn.utils.get_total_norm"],
+    "02_lstm": ["aten::lstm", "aten::lstm_cell", "aten::_thnn_fused_lstm_cell", "autograd"],
+    "03_gru": ["aten::gru", "aten::gru_cell", "aten::_thnn_fused_gru_cell"],
+    "05_attention": ["aten::scaled_dot_product_attention", "aten::_scaled_dot_product_*",
+                     "aten::_native_multi_head_attention", "torch.nn.functional.multi_head_attention_forward"],
+}
 # A student who deletes a graded cell gets it back (with a note) and is graded on it, instead of
 # silently losing it; locked cells that were edited are restored from the gradebook anyway.
 c.OverwriteCells.add_missing_cells = True

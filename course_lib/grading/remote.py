@@ -94,8 +94,10 @@ def _raise_from_student_line(exc: BaseException, where: Any) -> None:
 class Worker:
     """One sandboxed process for one graded part: cells first, then calls. Use as a context manager."""
 
-    def __init__(self, zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], plan: CellPlan):
+    def __init__(self, zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], plan: CellPlan,
+                 forbid: list[str] = ()):
         self.zygote, self.limits, self.cells, self.plan = zygote, limits, cells, plan
+        self.forbid = list(forbid)                      # switched off in the worker: see .forbid
         self.pid: int | None = None
         self.sock: socket.socket | None = None
         self._next_id = 0
@@ -126,7 +128,7 @@ class Worker:
             self.dead = None
             todo = [(i, src) for i, src in self.cells if i not in self.plan.skip]
             try:
-                protocol.send(self.sock.fileno(), protocol.encode({"cells": todo}))
+                protocol.send(self.sock.fileno(), protocol.encode({"cells": todo, "forbid": self.forbid}))
             except OSError:
                 pass                                       # the receive below says what happened
             current = None
