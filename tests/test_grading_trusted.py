@@ -445,8 +445,8 @@ def test_a_forbidden_operator_fails_the_part_whatever_name_reaches_it(zygote, na
     allowed = grade(zygote, cell)
     assert allowed.passed, allowed.message                              # the shortcut itself works...
     code = list(enumerate([SETUP, cell]))
-    result = trusted.grade_part(zygote, LIMITS, code, CellPlan(), parse_test_cell("checkers.check_lstm_cell(lstm_cell)"),
-                                checkers, secret_seed=1, forbid=LSTM_OPS)
+    test = parse_test_cell("checkers.check_lstm_cell(lstm_cell)")
+    result = trusted.grade_part(zygote, LIMITS, code, CellPlan(), test, checkers, secret_seed=1, forbid=LSTM_OPS)
     assert not result.passed and result.ename == "PolicyViolation", result.message
     assert "lstm_cell: called `aten::lstm_cell`" in result.message and "scores 0" in result.message
 

@@ -106,7 +106,7 @@ CASES = [c for c in map(read_case, sorted(ADVERSARIAL.glob("*.py"))) if ISOLATED
 
 def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=_env(course), capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=2400)
     if check:
         assert done.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{done.stderr[-6000:]}"
     return done

@@ -95,9 +95,11 @@ class TrustedExecute(NbGraderPreprocessor):
                        help="Modules the sandbox may import once, before forking, when the instructor's cells "
                             "import them (never the answer key: forbid.ANSWER_KEY).").tag(config=True)
     sandbox_visible = List(Unicode(), list(forbid.SANDBOX_VISIBLE),
-                           help="The parts of course_lib the sandbox shows (to the student's code); every other "
-                                "file of course_lib is hidden there. course_lib.checkers is never shown: the "
-                                "sandbox has a stand-in, the checks run in the grader.").tag(config=True)
+                           help="The parts of course_lib the sandbox shows (to the student's code), besides the "
+                                "course_lib modules the instructor's cells import; every other file of course_lib "
+                                "is hidden there. The answer key (forbid.ANSWER_KEY) is never shown: the sandbox "
+                                "has a stand-in for course_lib.checkers; the checks run in the grader."
+                           ).tag(config=True)
     forbidden = Dict(help="{assignment: [names]}: shortcuts an assignment forbids: 'nn.LSTMCell' (a dotted name, "
                           "resolved through the notebook's imports), 'eval' (a bare name), '.backward' (any "
                           "method of that name). A part whose code reaches one scores 0.").tag(config=True)
@@ -156,7 +158,7 @@ class TrustedExecute(NbGraderPreprocessor):
                                              everywhere=list(self.forbidden_everywhere))
 
         hide = [coursedir.root, *sandbox.default_hidden(), *self.hide_paths, *self._db_file(info["db_url"]),
-                *forbid.answer_key_paths(self.sandbox_visible)]
+                *forbid.answer_key_paths([*self.sandbox_visible, *self._imported_course_modules(instructor)])]
         zygote = _shared_zygote(limits, hide, sandbox.python_paths(), self._preload(instructor), self.log)
         plan = CellPlan()
         lines = [f"{student}/{assignment}/{notebook_id}: {len(test_idx)} graded parts, "
@@ -231,7 +233,7 @@ class TrustedExecute(NbGraderPreprocessor):
         return {c.source.strip() for c in source_nb.cells if c.cell_type == "code" and not utils.is_solution(c)}
 
     def _preload(self, instructor_sources: set[str]) -> list[str]:
-        wanted = ["numpy", "torch", "torch._decomp", "IPython.core.interactiveshell"]   # forbid.install needs _decomp
+        wanted = ["numpy", "torch", "torch._decomp", "IPython.core.interactiveshell"]   # _decomp: for .forbid
         for source in instructor_sources:
             try:
                 tree = ast.parse(source)
@@ -245,6 +247,23 @@ class TrustedExecute(NbGraderPreprocessor):
         allowed = set(self.preloadable) | {"IPython.core.interactiveshell", "torch._decomp"}
         secret = lambda m: any(m == k or m.startswith(k + ".") for k in forbid.ANSWER_KEY)   # noqa: E731
         return sorted({m for m in wanted if m in allowed and not secret(m)}, key=wanted.index)
+
+    @staticmethod
+    def _imported_course_modules(instructor_sources: set[str]) -> list[str]:
+        """The course_lib modules the instructor's cells import (shown in the sandbox), the answer key excepted."""
+        out = []
+        for source in instructor_sources:
+            try:
+                tree = ast.parse(trusted.strip_magics(source))
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    out += [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    out += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        return sorted({m for m in out if m.startswith("course_lib.")
+                       and not any(m == k or m.startswith(k + ".") for k in forbid.ANSWER_KEY)})
 
     @staticmethod
     def _db_file(db_url: str) -> list[str]:
