@@ -105,7 +105,7 @@ class TrustedExecute(NbGraderPreprocessor):
                           "method of that name). A part whose code reaches one scores 0.").tag(config=True)
     forbidden_everywhere = List(Unicode(), ["course_lib.reference", "course_lib.checkers.*", "course_lib.convert",
                                             "course_lib.grading", "eval", "exec", "compile", "pickle", "marshal",
-                                            "types.FunctionType", "types.CodeType", "torch.library", "ctypes",
+                                            "types.FunctionType", "types.CodeType", "torch.library",
                                             ".__subclasses__"],
                                 help="Shortcuts forbidden in every assignment (the notebooks say so): the answer "
                                      "key, code built at run time, and the ways to undo what `forbidden_operations` "
