@@ -45,6 +45,7 @@ c.ClearHiddenTests.end_test_delimeter = "END HIDDEN TESTS"
 # `nbgrader autograde` never executes student code and the test cells in the same interpreter.
 from course_lib.grading.nbgrader_plugin import (  # noqa: E402
     MarkGradingFinished, MarkGradingStarted, RestoreCellMetadata, TrustedExecute, recover_interrupted)
+from course_lib.grading.inert import SanitizeStudentContent  # noqa: E402
 
 # A grading run that was killed (power cut, Ctrl-C twice, SIGKILL) may have left autograded folders of
 # submissions whose grades were never saved; nbgrader would skip them. Remove them so that a plain
@@ -68,6 +69,7 @@ c.Autograde.autograde_preprocessors = [
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
     "nbgrader.preprocessors.SaveAutoGrades",
+    SanitizeStudentContent,        # the autograded notebook Formgrader shows is inert: see below
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
     MarkGradingFinished,           # the grades are saved: drop the marker
@@ -98,6 +100,21 @@ c.TrustedExecute.forbidden = {
     "05_attention": ["torch.scaled_dot_product_attention", "nn.MultiheadAttention",
                      "torch.multi_head_attention_forward"],
 }
+# The same shortcuts switched off in the sandbox while the assignment is graded, below any name the
+# student's code could reach them by (aliases, getattr with a built string, pickle, compile...): ATen
+# operators at the dispatcher, autograd's engine, Python functions by their code
+# (course_lib/grading/forbid.py). A graded call that reaches one scores 0 with the reason in the
+# gradebook comment. The course's answer key (course_lib.reference, the checkers' internals) is
+# never in the sandbox at all.
+c.TrustedExecute.forbidden_operations = {
+    "01_rnn": ["aten::rnn_tanh", "aten::rnn_relu", "aten::rnn_tanh_cell", "aten::rnn_relu_cell",
+               "torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad_norm",
+               "torch.nn.utils.clip_grads_with_norm_", "torch.nn.utils.get_total_norm"],
+    "02_lstm": ["aten::lstm", "aten::lstm_cell", "aten::_thnn_fused_lstm_cell", "autograd"],
+    "03_gru": ["aten::gru", "aten::gru_cell", "aten::_thnn_fused_gru_cell"],
+    "05_attention": ["aten::scaled_dot_product_attention", "aten::_scaled_dot_product_*",
+                     "aten::_native_multi_head_attention", "torch.nn.functional.multi_head_attention_forward"],
+}
 # A student who deletes a graded cell gets it back (with a note) and is graded on it, instead of
 # silently losing it; locked cells that were edited are restored from the gradebook anyway.
 c.OverwriteCells.add_missing_cells = True
@@ -107,6 +124,16 @@ c.GenerateAssignment.create_assignment = True
 # Long outputs and tracebacks are cut in the graded copy and the feedback.
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 40
+
+# --- Showing submissions: Formgrader and the feedback ---------------------------------------------
+# A submission is the student's file: its Markdown (the hand-graded essay), raw cells and outputs can
+# carry HTML that would run in the browser of whoever opens it, and Formgrader runs in the instructor's
+# logged-in session. Every HTML view nbgrader makes (Formgrader's grading page, generate_feedback)
+# renders Markdown through an allow-list (no script, event handler, javascript: link, frame, style or
+# remote image; the rest is shown as text) and reduces outputs and attachments to inert types
+# (course_lib/grading/inert.py). Formgrader must be started from this directory to read this file.
+c.HTMLExporter.filters = {"markdown2html": "course_lib.grading.inert.markdown2html"}
+c.HTMLExporter.preprocessors = [SanitizeStudentContent]
 
 # --- Export ---------------------------------------------------------------------------------------
 c.CsvExportPlugin.to = "grades.csv"

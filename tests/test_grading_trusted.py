@@ -331,3 +331,187 @@ def test_recover_interrupted_regrades_only_submissions_whose_grading_never_finis
     assert not (autograded / "ada" / "01_rnn").exists()
     assert not (autograded / "ada" / ("01_rnn" + MARKER)).exists()
     assert (autograded / "bob" / "01_rnn" / "rnn.ipynb").exists()
+
+
+# ----------------------------------------------------------------------------- the shortcuts of issue 15
+
+LSTM_POLICY = ["course_lib.reference", "course_lib.checkers.*", "eval", "exec", "compile", "pickle",
+               "types.FunctionType", "nn.LSTMCell", "torch.lstm_cell", "torch.autograd", ".backward"]
+NOTEBOOK_SETUP = "import torch\n\nfrom course_lib import checkers"
+
+SCANNED = {   # name -> (the student's cell, the pattern the scan must name)
+    "alias_by_assignment": ("t = torch\ndef lstm_cell(*a):\n    return t.lstm_cell(*a)", "torch.lstm_cell"),
+    "alias_of_an_alias": ("t = torch\nnn_ = t.nn\ndef lstm_cell(*a):\n    return nn_.LSTMCell(3, 4)(*a)",
+                          "nn.LSTMCell"),
+    "loop_target": ("for fast in (torch.lstm_cell,):\n    pass\ndef lstm_cell(*a):\n    return fast(*a)",
+                    "torch.lstm_cell"),
+    "with_target": ("import contextlib\nwith contextlib.nullcontext(torch.lstm_cell) as fast:\n    pass\n"
+                    "def lstm_cell(*a):\n    return fast(*a)", "torch.lstm_cell"),
+    "global_from_a_function": ("def _setup():\n    global fast\n    fast = torch.lstm_cell\n_setup()\n"
+                               "def lstm_cell(*a):\n    return fast(*a)", "torch.lstm_cell"),
+    "getattr_built_string": ("def lstm_cell(*a):\n    return getattr(torch, 'lstm' + '_cell')(*a)",
+                             "torch.lstm_cell"),
+    "getattr_named_constant": ("NAME = f\"lstm_{'cell'}\"\ndef lstm_cell(*a):\n    return getattr(torch, NAME)(*a)",
+                               "torch.lstm_cell"),
+    "dict_of_the_module": ("def lstm_cell(*a):\n    return vars(torch)['lstm_cell'](*a)", "torch.lstm_cell"),
+    "sys_modules": ("import sys\ndef lstm_cell(*a):\n    return sys.modules['course_lib.reference'].lstm_cell(*a)",
+                    "course_lib.reference"),
+    "checkers_internals": ("def lstm_cell(*a):\n    return checkers.cells._oracle('lstm')(*a)",
+                           "course_lib.checkers.*"),
+    "pickle": ("import pickle\nfast = pickle.loads(b'ctorch\\nlstm_cell\\n.')\ndef lstm_cell(*a):\n    return fast(*a)",
+               "pickle"),
+    "compile_and_function_type": ("import types\ncode = compile('def f(*a): return 1', 'x', 'exec')\n"
+                                  "f = types.FunctionType(code.co_consts[0], globals())\n"
+                                  "def lstm_cell(*a):\n    return f(*a)", "compile"),
+    "autograd_by_getattr": ("def lstm_cell(*a):\n    return getattr(torch, 'auto' + 'grad').grad(a[0].sum(), a[0])",
+                            "torch.autograd"),
+    "backward_by_getattr": ("def lstm_cell(*a):\n    getattr(a[0].sum(), 'backward')()\n    return a[0].grad",
+                            ".backward"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCANNED))
+def test_the_scan_follows_aliases_loops_and_built_names_to_the_shortcut(name):
+    cell, pattern = SCANNED[name]
+    got = policy_findings([(2, cell)], {"lstm_cell_check": ["lstm_cell"]}, LSTM_POLICY, [NOTEBOOK_SETUP],
+                          everywhere=["course_lib.reference", "course_lib.checkers.*", "pickle", "compile"])
+    assert pattern in {f.pattern for f in got.get("lstm_cell_check", [])}, got
+
+
+def test_the_checkers_public_names_and_the_checks_are_not_findings():
+    cell = "checkers.check_lstm_cell(lstm_cell)\ndef lstm_cell(*a):\n    return checkers.CheckFailed"
+    assert policy_findings([(2, cell)], {"lstm_cell_check": ["lstm_cell"]}, LSTM_POLICY, [NOTEBOOK_SETUP]) == {}
+
+
+def _config():
+    from traitlets.config.loader import PyFileConfigLoader
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return root, PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
+
+
+def test_no_solution_reaches_a_forbidden_shortcut():
+    """The instructor's solutions, scanned with the course's own policy, have no finding (no false alarm)."""
+    import glob
+    import nbformat
+    from nbgrader import utils
+    from course_lib.grading.nbgrader_plugin import TrustedExecute
+    root, config = _config()
+    everywhere = list(TrustedExecute(config=config).forbidden_everywhere)
+    for path in sorted(glob.glob(os.path.join(root, "solutions", "*", "*.ipynb"))):
+        assignment = os.path.basename(os.path.dirname(path))
+        nb = nbformat.read(path, as_version=4)
+        code = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        answers = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code" and utils.is_solution(c)]
+        graded = {c.metadata.nbgrader["grade_id"]: [n.name for call in parse_test_cell(c.source) for n in call.args
+                                                     if isinstance(n, Student)]
+                  for c in nb.cells if c.cell_type == "code" and utils.is_grade(c) and not utils.is_solution(c)}
+        patterns = everywhere + list(config.TrustedExecute.forbidden.get(assignment, []))
+        assert policy_findings(answers, graded, patterns, [s for _, s in code], everywhere) == {}, assignment
+
+
+def test_the_answer_key_is_never_preloaded():
+    from course_lib.grading.nbgrader_plugin import TrustedExecute
+    _, config = _config()
+    preload = TrustedExecute(config=config)._preload({"from course_lib import checkers, data\nimport torch",
+                                                      "import course_lib.reference\nimport course_lib.checkers"})
+    assert "course_lib.data" in preload and "torch" in preload
+    assert not [m for m in preload if m.startswith(("course_lib.checkers", "course_lib.reference"))]
+
+
+LSTM_OPS = ["aten::lstm", "aten::lstm_cell", "autograd"]
+REACH_LSTM_CELL = {   # routes to torch.lstm_cell that no static scan can follow; each must meet the dispatcher
+    "reversed_name": "fast = getattr(torch, ''.join(reversed('llec_mtsl')))",
+    "pickle": "import pickle\nfast = pickle.loads(b'ctorch\\nlstm_cell\\n.')",
+    "ops_namespace": "fast = getattr(torch.ops.aten, ''.join(reversed('llec_mtsl')))",
+    "module_class": ("def fast(input, hx, w_ih, w_hh, b_ih, b_hh):\n"
+                     "    cell = getattr(torch.nn, ''.join(reversed('lleCMTSL')))(w_ih.shape[1], w_hh.shape[1])\n"
+                     "    with torch.no_grad():\n"
+                     "        for p, v in zip(cell.parameters(), (w_ih, w_hh, b_ih, b_hh)):\n"
+                     "            p.copy_(v)\n"
+                     "        return cell(input, hx)"),
+    "in_a_thread": ("import threading\ndef fast(*a):\n    out = []\n"
+                    "    t = threading.Thread(target=lambda: out.append(getattr(torch, 'lstm_' + 'cell')(*a)))\n"
+                    "    t.start(); t.join()\n    return out[0]"),
+    "caught_and_retried": ("def fast(*a):\n    for _ in range(3):\n        try:\n"
+                           "            return getattr(torch._VF, 'lstm_' + 'cell')(*a)\n"
+                           "        except BaseException:\n            pass"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REACH_LSTM_CELL))
+def test_a_forbidden_operator_fails_the_part_whatever_name_reaches_it(zygote, name):
+    cell = REACH_LSTM_CELL[name] + "\ndef lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh):\n" \
+                                   "    return fast(input, hx, w_ih, w_hh, b_ih, b_hh)"
+    allowed = grade(zygote, cell)
+    assert allowed.passed, allowed.message                              # the shortcut itself works...
+    code = list(enumerate([SETUP, cell]))
+    test = parse_test_cell("checkers.check_lstm_cell(lstm_cell)")
+    result = trusted.grade_part(zygote, LIMITS, code, CellPlan(), test, checkers, secret_seed=1, forbid=LSTM_OPS)
+    assert not result.passed and result.ename == "PolicyViolation", result.message
+    assert "lstm_cell: called `aten::lstm_cell`" in result.message and "scores 0" in result.message
+
+
+def test_autograd_is_switched_off_for_a_part_that_forbids_it(zygote):
+    cell = ("def lstm_backward(xs, h0, c0, w_ih, w_hh, b_ih, b_hh, grad_hs):\n"
+            "    ins = [t.detach().requires_grad_() for t in (xs, h0, c0, w_ih, w_hh, b_ih, b_hh)]\n"
+            "    xs_, h, c, *w = ins\n    hs = []\n"
+            "    for x_t in xs_:\n        h, c = torch.lstm_cell(x_t, (h, c), *w)\n        hs.append(h)\n"
+            "    out = (torch.stack(hs) * grad_hs).sum()\n"
+            "    return getattr(torch, ''.join(reversed('dargotua'))).grad(out, ins)")
+    test = "checkers.check_lstm_backward(lstm_backward)"
+    assert grade(zygote, cell, test=test).passed                    # autograd does the exercise...
+    code = list(enumerate([SETUP, cell]))
+    result = trusted.grade_part(zygote, LIMITS, code, CellPlan(), parse_test_cell(test), checkers, secret_seed=1,
+                                forbid=["autograd"])
+    assert result.ename == "PolicyViolation" and "called autograd" in result.message, result.message
+    assert grade(zygote, cell, test=test).passed                    # ...and the next part's worker is unaffected
+
+
+def test_a_forbidden_call_while_the_cells_run_stops_that_cell_only(zygote):
+    cell = "print(torch.nn.LSTMCell(3, 4)(torch.zeros(1, 3)))\nAFTER = 1"
+    plan = CellPlan()
+    code = list(enumerate([SETUP, LSTM_CELL, cell]))
+    result = trusted.grade_part(zygote, LIMITS, code, plan, parse_test_cell("checkers.check_lstm_cell(lstm_cell)"),
+                                checkers, secret_seed=1, forbid=LSTM_OPS)
+    assert result.passed, result.message
+    assert plan.errors[2][0] == "ForbiddenOperation" and "aten::lstm_cell" in plan.errors[2][1]
+
+
+@pytest.fixture(scope="module")
+def sealed_zygote():
+    from course_lib.grading import forbid
+    z = Zygote(LIMITS, hide=[*sandbox.default_hidden(), *forbid.answer_key_paths()], keep=sandbox.python_paths(),
+               preload=["numpy", "torch", "course_lib.data", "IPython.core.interactiveshell"])
+    z.start()
+    yield z
+    z.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="hiding files from the sandbox needs root (or a container)")
+def test_the_answer_key_is_neither_in_the_sandbox_files_nor_in_its_memory(sealed_zygote):
+    from course_lib.grading.remote import Worker
+    probe = textwrap.dedent("""
+        import gc, glob, os, sys, types
+        import course_lib
+        from course_lib import data
+        def probe():
+            root = os.path.dirname(course_lib.__file__)
+            texts = []
+            for path in glob.glob(root + "/**/*", recursive=True):
+                if os.path.isfile(path):
+                    with open(path, "rb") as f:
+                        texts.append(f.read())
+            loaded = sorted(m for m in sys.modules if m.startswith("course_lib"))
+            fns = [f.__module__ for f in gc.get_objects()
+                   if isinstance(f, types.FunctionType) and str(f.__module__).startswith("course_lib.")]
+            return {"key": any(b"def lstm_cell" in t or b"_oracle" in t or b"W_ii" in t for t in texts),
+                    "loaded": loaded, "functions": sorted(set(fns)),
+                    "series": float(data.seasonal_series(10, seed=0).sum())}
+    """)
+    with Worker(sealed_zygote, LIMITS, [(0, "from course_lib import checkers"), (1, probe)], CellPlan()) as worker:
+        got = worker.function("probe")()
+    assert got["key"] is False
+    assert not [m for m in got["functions"] if m.startswith(("course_lib.reference", "course_lib.checkers"))]
+    assert not [m for m in got["loaded"] if m.startswith("course_lib.reference.")
+                or m.startswith("course_lib.checkers.")]
+    assert got["series"] == pytest.approx(float(__import__("course_lib.data").data.seasonal_series(10, seed=0).sum()))

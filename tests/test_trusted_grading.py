@@ -106,7 +106,7 @@ CASES = [c for c in map(read_case, sorted(ADVERSARIAL.glob("*.py"))) if ISOLATED
 
 def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=_env(course), capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=2400)
     if check:
         assert done.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{done.stderr[-6000:]}"
     return done
@@ -394,6 +394,15 @@ def test_a_forbidden_shortcut_is_explained_to_the_instructor_in_the_gradebook(gr
         clean = gb.find_comment("lstm_cell", "lstm", "02_lstm", "solution").comment
     assert comment.startswith("[trusted grading]") and "nn.LSTMCell" in comment
     assert not (clean or "").startswith("[trusted grading]")
+
+
+@pytest.mark.parametrize("student, reason", [("dynamic_name_lstm_cell", "called `aten::lstm_cell`"),
+                                             ("checkers_oracle", "the internals of `course_lib.checkers`")])
+def test_a_shortcut_caught_in_the_sandbox_or_by_the_scan_is_explained_in_the_gradebook(graded: Round, student, reason):
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{graded.course / 'gradebook.db'}", course_id=COURSE_ID) as gb:
+        comment = gb.find_comment("lstm_cell", "lstm", "02_lstm", student).comment
+    assert comment.startswith("[trusted grading]") and reason in comment, comment
 
 
 # ------------------------------------------------------------------------------------------ a killed run

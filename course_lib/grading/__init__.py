@@ -14,4 +14,6 @@ trusted process on those arrays, with an extra secret seed per graded part.
 - :mod:`.parallel`         every submission of an assignment at once, on Dask, into one gradebook
 - :mod:`.cli`              ``python -m course_lib.grading.cli ASSIGNMENT``, the instructor's command for it
 - :mod:`.worker_preload`   what each Dask worker imports once before its first submission
+- :mod:`.forbid`           in the worker: the answer key sealed, the assignment's forbidden operations switched off
+- :mod:`.inert`            submissions shown inert in Formgrader and the feedback (Markdown allow-list, outputs)
 """

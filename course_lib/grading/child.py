@@ -28,7 +28,7 @@ import time
 import traceback
 from typing import Any
 
-from . import protocol, sandbox
+from . import forbid, protocol, sandbox
 
 PARAM_KINDS = {inspect.Parameter.POSITIONAL_ONLY: "positional_only",
                inspect.Parameter.POSITIONAL_OR_KEYWORD: "positional_or_keyword",
@@ -306,6 +306,7 @@ def _lists(value: Any, path: tuple = ()) -> list[tuple[tuple, list, list[int]]]:
 def worker_main(fd: int, limits: sandbox.Limits) -> None:
     """Run the cells the trusted side sends, then serve ``describe``/``call`` requests until told to stop."""
     init = protocol.decode(protocol.recv(fd, limits.cells_wire()), limits.cells_wire())
+    forbid.install(list(init.get("forbid") or []))      # before any of the student's code: see .forbid
     shell = _shell()
     for index, source in init["cells"]:
         _send(fd, {"event": "cell", "index": index}, limits)
@@ -318,6 +319,7 @@ def worker_main(fd: int, limits: sandbox.Limits) -> None:
         except BaseException as exc:  # noqa: BLE001 - the shell itself was broken by the cell
             error = [_exc_name(exc), _text(exc, 500)]
         _send(fd, {"event": "cell_done", "index": index, "error": error}, limits)
+    forbid.arm(fd)                                       # from here a forbidden call ends the worker
     _send(fd, {"event": "ready"}, limits)
     namespace = shell.user_ns
     while True:

@@ -40,7 +40,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from . import sandbox, submission, trusted
+from . import forbid, sandbox, submission, trusted
 from .remote import CellPlan
 from .sandbox import Limits, Zygote
 
@@ -96,14 +96,30 @@ class TrustedExecute(NbGraderPreprocessor):
     hide_paths = List(Unicode(), help="More paths the student's code must not see (the course root, the "
                                       "gradebook and the grader's home are always hidden).").tag(config=True)
     preloadable = List(Unicode(), ["numpy", "torch", "keras", "matplotlib", "matplotlib.pyplot", "course_lib",
-                                   "course_lib.checkers", "course_lib.data"],
+                                   "course_lib.data"],
                        help="Modules the sandbox may import once, before forking, when the instructor's cells "
-                            "import them.").tag(config=True)
+                            "import them (never the answer key: forbid.ANSWER_KEY).").tag(config=True)
+    sandbox_visible = List(Unicode(), list(forbid.SANDBOX_VISIBLE),
+                           help="The parts of course_lib the sandbox shows (to the student's code), besides the "
+                                "course_lib modules the instructor's cells import; every other file of course_lib "
+                                "is hidden there. The answer key (forbid.ANSWER_KEY) is never shown: the sandbox "
+                                "has a stand-in for course_lib.checkers; the checks run in the grader."
+                           ).tag(config=True)
     forbidden = Dict(help="{assignment: [names]}: shortcuts an assignment forbids: 'nn.LSTMCell' (a dotted name, "
                           "resolved through the notebook's imports), 'eval' (a bare name), '.backward' (any "
                           "method of that name). A part whose code reaches one scores 0.").tag(config=True)
-    forbidden_everywhere = List(Unicode(), ["course_lib.reference", "eval", "exec"],
-                                help="Shortcuts forbidden in every assignment (the notebooks say so).").tag(config=True)
+    forbidden_everywhere = List(Unicode(), ["course_lib.reference", "course_lib.checkers.*", "course_lib.convert",
+                                            "course_lib.grading", "eval", "exec", "compile", "pickle", "marshal",
+                                            "types.FunctionType", "types.CodeType", "torch.library",
+                                            ".__subclasses__"],
+                                help="Shortcuts forbidden in every assignment (the notebooks say so): the answer "
+                                     "key, code built at run time, and the ways to undo what `forbidden_operations` "
+                                     "switches off.").tag(config=True)
+    forbidden_operations = Dict(help="{assignment: [names]}: what is switched off in the sandbox while the "
+                                     "assignment is graded, whatever name the student's code reaches it by "
+                                     "(see course_lib.grading.forbid): 'aten::lstm_cell' (ATen operators, fnmatch "
+                                     "patterns allowed), 'autograd', 'torch.nn.utils.clip_grad_norm_' (a Python "
+                                     "function). A graded call that reaches one scores 0.").tag(config=True)
     log_name = Unicode("trusted_grading.log", help="Log file in the autograded directory.").tag(config=True)
     checkers_module = Unicode("course_lib.checkers", help="The module whose check_* functions test cells call "
                                                           "as `checkers.check_*`.").tag(config=True)
@@ -142,12 +158,14 @@ class TrustedExecute(NbGraderPreprocessor):
         instructor = self._instructor_sources(coursedir, assignment, notebook_id)
         student_code = [(i, src) for i, src in code
                         if utils.is_solution(nb.cells[i]) or src.strip() not in instructor]
+        student_cells = {i for i, _ in student_code}
         graded_names = {gid: sorted({n for c in cs for n in c.student_names()}) for gid, cs in calls.items()}
         patterns = list(self.forbidden_everywhere) + list(self.forbidden.get(assignment, []))
         violations = trusted.policy_findings(student_code, graded_names, patterns, [src for _, src in code],
                                              everywhere=list(self.forbidden_everywhere))
 
-        hide = [coursedir.root, *sandbox.default_hidden(), *self.hide_paths, *self._db_file(info["db_url"])]
+        hide = [coursedir.root, *sandbox.default_hidden(), *self.hide_paths, *self._db_file(info["db_url"]),
+                *forbid.answer_key_paths([*self.sandbox_visible, *self._imported_course_modules(instructor)])]
         zygote = _shared_zygote(limits, hide, sandbox.python_paths(), self._preload(instructor), self.log)
         plan = CellPlan()
         lines = [f"{student}/{assignment}/{notebook_id}: {len(test_idx)} graded parts, "
@@ -173,12 +191,16 @@ class TrustedExecute(NbGraderPreprocessor):
                 lines.append(f"  {gid}: FAIL; not graded: {message}")
                 continue
             before = [(i, src) for i, src in code if i < index]     # what a kernel would have run by now
-            result = trusted.grade_part(zygote, limits, before, plan, calls[gid], checkers, deadline=deadline)
+            result = trusted.grade_part(zygote, limits, before, plan, calls[gid], checkers, deadline=deadline,
+                                        forbid=list(self.forbidden_operations.get(assignment, [])))
             result.log.insert(0, f"{time.monotonic() - started:.1f} s")
             outputs = [nbformat.v4.new_output("stream", name="stdout", text=result.stdout)] if result.stdout else []
             if not result.passed:
                 outputs.append(_error(result.ename, result.message))
             cell.outputs = outputs
+            if result.ename == "PolicyViolation":
+                for answer in _answer_cells_defining(nb, graded_names[gid]):
+                    comments.setdefault(answer, []).append(result.message)
             lines.append(f"  {gid}: {'pass' if result.passed else 'FAIL'}; " + "; ".join(result.log))
         count = 0
         for i, cell in enumerate(nb.cells):
@@ -188,6 +210,9 @@ class TrustedExecute(NbGraderPreprocessor):
             cell.execution_count = count
             if i not in test_idx:
                 cell.outputs = [_error(*plan.errors[i])] if i in plan.errors else []
+                if i in plan.errors and plan.errors[i][0] == "ForbiddenOperation" and i not in student_cells:
+                    cell.outputs = []        # the instructor's try-it cell, run with the shortcuts switched off
+                    lines.append(f"  cell {i} (the instructor's) stopped: {plan.errors[i][1]}")
         self._comments(info, [_grade_id(c) for c in nb.cells if utils.is_solution(c)], comments)
         for line in lines:
             self.log.info("trusted grading: %s", line)
@@ -221,7 +246,7 @@ class TrustedExecute(NbGraderPreprocessor):
         return {c.source.strip() for c in source_nb.cells if c.cell_type == "code" and not utils.is_solution(c)}
 
     def _preload(self, instructor_sources: set[str]) -> list[str]:
-        wanted = ["numpy", "torch", "IPython.core.interactiveshell"]
+        wanted = ["numpy", "torch", "torch._decomp", "IPython.core.interactiveshell"]   # _decomp: for .forbid
         for source in instructor_sources:
             try:
                 tree = ast.parse(source)
@@ -232,8 +257,26 @@ class TrustedExecute(NbGraderPreprocessor):
                     wanted += [a.name for a in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.module:
                     wanted += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        allowed = set(self.preloadable) | {"IPython.core.interactiveshell"}
-        return sorted({m for m in wanted if m in allowed}, key=wanted.index)
+        allowed = set(self.preloadable) | {"IPython.core.interactiveshell", "torch._decomp"}
+        secret = lambda m: any(m == k or m.startswith(k + ".") for k in forbid.ANSWER_KEY)   # noqa: E731
+        return sorted({m for m in wanted if m in allowed and not secret(m)}, key=wanted.index)
+
+    @staticmethod
+    def _imported_course_modules(instructor_sources: set[str]) -> list[str]:
+        """The course_lib modules the instructor's cells import (shown in the sandbox), the answer key excepted."""
+        out = []
+        for source in instructor_sources:
+            try:
+                tree = ast.parse(trusted.strip_magics(source))
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    out += [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    out += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        return sorted({m for m in out if m.startswith("course_lib.")
+                       and not any(m == k or m.startswith(k + ".") for k in forbid.ANSWER_KEY)})
 
     @staticmethod
     def _db_file(db_url: str) -> list[str]:

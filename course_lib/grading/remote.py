@@ -106,9 +106,10 @@ class Worker:
     """One sandboxed process for one graded part: cells first, then calls. Use as a context manager."""
 
     def __init__(self, zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], plan: CellPlan,
-                 deadline: float | None = None):
+                 deadline: float | None = None, forbid: list[str] = ()):
         self.zygote, self.limits, self.cells, self.plan = zygote, limits, cells, plan
         self.deadline = deadline                       # time.monotonic() when the submission's budget ends
+        self.forbid = list(forbid)                      # switched off in the worker: see .forbid
         self.pid: int | None = None
         self.sock: socket.socket | None = None
         self._next_id = 0
@@ -140,7 +141,7 @@ class Worker:
             self.dead = None
             todo = [(i, src) for i, src in self.cells if i not in self.plan.skip]
             try:
-                body = protocol.encode({"cells": todo}, self.limits.cells_wire())
+                body = protocol.encode({"cells": todo, "forbid": self.forbid}, self.limits.cells_wire())
             except protocol.ProtocolError:
                 raise SandboxFailure(_too_big(todo, self.limits)) from None
             try:

@@ -25,6 +25,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import forbid as forbid_mod
 from .remote import CellPlan, NotDefined, SandboxFailure, Worker
 from .sandbox import Limits, Zygote
 
@@ -124,21 +125,22 @@ def _has_seed(checker: Any) -> bool:
 
 def grade_part(zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], plan: CellPlan,
                calls: list[CheckCall], checkers: Any, *, secret_seed: int | None = None,
-               deadline: float | None = None) -> PartResult:
+               deadline: float | None = None, forbid: list[str] = ()) -> PartResult:
     """Run one test cell's checks against a fresh worker; never raises for anything the student did.
 
     ``secret_seed`` (default: a fresh ``secrets.randbelow(2**31)``) is used for one more run of the
     first call whose checker takes ``seed``; it is logged, never shown. ``deadline`` (a
-    ``time.monotonic()`` value) is when the submission's time budget ends. A part whose worker was
-    stopped from outside the student's code (the host, the grader) is graded once more, and the log
-    says so (``RETRIED``); if that happens again the part fails with a message that does not blame
-    the student and a ``FLAG`` in the log for the instructor.
+    ``time.monotonic()`` value) is when the submission's time budget ends. ``forbid`` is switched off in
+    the worker (:mod:`.forbid`); a graded call that reaches it fails the part as a ``PolicyViolation``.
+    A part whose worker was stopped from outside the student's code (the host, the grader) is graded
+    once more, and the log says so (``RETRIED``); if that happens again the part fails with a message
+    that does not blame the student and a ``FLAG`` in the log for the instructor.
     """
-    first = _grade_part(zygote, limits, cells, plan, calls, checkers, secret_seed, deadline)
+    first = _grade_part(zygote, limits, cells, plan, calls, checkers, secret_seed, deadline, forbid)
     if not first.outside:
         return first
     log.warning("a part's sandbox was stopped from outside the student's code; grading it once more")
-    again = _grade_part(zygote, limits, cells, plan, calls, checkers, secret_seed, deadline)
+    again = _grade_part(zygote, limits, cells, plan, calls, checkers, secret_seed, deadline, forbid)
     again.log.insert(0, "RETRIED: the first attempt was stopped from outside the student's code")
     if again.outside:
         again.log.append("FLAG for the instructor: stopped from outside the student's code twice; grade this part "
@@ -148,7 +150,8 @@ def grade_part(zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], pla
 
 
 def _grade_part(zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], plan: CellPlan,
-                calls: list[CheckCall], checkers: Any, secret_seed: int | None, deadline: float | None) -> PartResult:
+                calls: list[CheckCall], checkers: Any, secret_seed: int | None, deadline: float | None,
+                forbid: list[str]) -> PartResult:
     for call in calls:
         if not callable(getattr(checkers, call.checker, None)):
             raise GradingConfigError(f"course_lib.checkers has no {call.checker}")
@@ -159,7 +162,7 @@ def _grade_part(zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], pl
         runs.append((seeded, {**seeded.kwargs, "seed": secret}))
     result = PartResult(True, log=[f"secret seed {secret}" if seeded is not None else "no seeded checker"])
     out = io.StringIO()
-    worker = Worker(zygote, limits, cells, plan, deadline)
+    worker = Worker(zygote, limits, cells, plan, deadline, forbid)
     try:
         worker.start()
     except SandboxFailure as exc:
@@ -185,6 +188,11 @@ def _grade_part(zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], pl
             except SandboxFailure as exc:
                 result.outside = exc.outside
                 names = ", ".join(call.student_names()) or "your code"
+                if forbid_mod.MARK in str(exc):        # the worker's last word: a forbidden call, see .forbid
+                    what = str(exc).split(forbid_mod.MARK, 1)[1].strip()
+                    return _failed(result, out, "PolicyViolation",
+                                   f"{names}: called {what}, which this assignment does not allow. "
+                                   f"This part scores 0.")
                 return _failed(result, out, "GradingStopped", f"{names}: {exc}. {_stopped_hint(str(exc), limits)}")
             except Exception as exc:  # noqa: BLE001 - a checker that choked on what came back
                 result.log.append(f"checker {call.checker} raised {type(exc).__name__}: {exc}\n"
@@ -237,34 +245,120 @@ class Finding:
     text: str          # the offending line
 
     def describe(self) -> str:
-        return f"`{self.pattern}` (cell {self.cell}, line {self.line}: `{self.text}`)"
+        what = f"the internals of `{self.pattern[:-2]}`" if self.pattern.endswith(".*") else f"`{self.pattern}`"
+        return f"{what} (cell {self.cell}, line {self.line}: `{self.text}`)"
 
 
-def _aliases(trees: list[ast.AST]) -> dict[str, str]:
-    """Names bound by imports, to the dotted path they stand for: ``F`` -> ``torch.nn.functional``."""
-    out: dict[str, str] = {}
+_IMPORTERS = ("__import__", "builtins.__import__", "importlib.import_module", "importlib.__import__")
+
+
+def _const_str(node: ast.AST, constants: dict[str, str]) -> str | None:
+    """The string an expression always evaluates to, if it is built from literals: ``"auto" + "grad"``,
+    ``f"lstm_{'cell'}"``, ``"".join(["lstm", "_cell"])``, or a top-level name bound once to one of those."""
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, str) else None
+    if isinstance(node, ast.Name):
+        return constants.get(node.id)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _const_str(node.left, constants), _const_str(node.right, constants)
+        return None if left is None or right is None else left + right
+    if isinstance(node, ast.JoinedStr):
+        parts = [_const_str(v.value if isinstance(v, ast.FormattedValue) else v, constants) for v in node.values]
+        return None if None in parts else "".join(parts)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "join" \
+            and len(node.args) == 1 and isinstance(node.args[0], (ast.List, ast.Tuple)):
+        sep = _const_str(node.func.value, constants)
+        parts = [_const_str(e, constants) for e in node.args[0].elts]
+        return None if sep is None or None in parts else sep.join(parts)
+    return None
+
+
+@dataclass
+class _Names:
+    """What names stand for in the notebook: imports and assignments of them (``t = torch``), and
+    top-level names bound to constant strings (``a = "auto"``)."""
+
+    aliases: dict[str, str] = field(default_factory=dict)
+    constants: dict[str, str] = field(default_factory=dict)
+
+
+def _names_in(trees: list[ast.AST]) -> _Names:
+    names = _Names()
+    assigned: dict[str, list[ast.expr]] = {}
     for tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 for a in node.names:
-                    out[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+                    names.aliases[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 for a in node.names:
-                    out[a.asname or a.name] = f"{node.module}.{a.name}"
-    return out
+                    names.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        assigned.setdefault(t.id, []).append(node.value)
+                    elif isinstance(t, (ast.Tuple, ast.List)) and isinstance(node.value, (ast.Tuple, ast.List)) \
+                            and len(t.elts) == len(node.value.elts):          # a, b = torch, "grad"
+                        for te, ve in zip(t.elts, node.value.elts):
+                            if isinstance(te, ast.Name):
+                                assigned.setdefault(te.id, []).append(ve)
+    for name, values in assigned.items():
+        if len(values) == 1 and _const_str(values[0], {}) is not None:
+            names.constants[name] = _const_str(values[0], {})
+    for _ in range(4):                           # aliases of aliases: t = torch; u = t.nn
+        changed = False
+        for name, values in assigned.items():
+            if name in names.aliases:
+                continue
+            for value in values:
+                dotted = _dotted(value, names)
+                if dotted and not dotted.startswith("?") and dotted.split(".")[0] in _roots(names):
+                    names.aliases[name] = dotted
+                    changed = True
+                    break
+        if not changed:
+            break
+    return names
 
 
-def _dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
-    """``torch.nn.LSTMCell`` for ``nn.LSTMCell`` after ``from torch import nn`` (None if not a plain chain)."""
+def _roots(names: _Names) -> set[str]:
+    """Top-level modules the notebook imports (what an alias must lead back to)."""
+    return {v.split(".")[0] for v in names.aliases.values()} | {"builtins", "sys"}
+
+
+def _dotted(node: ast.AST, names: _Names) -> str | None:
+    """``torch.nn.LSTMCell`` for ``nn.LSTMCell`` after ``from torch import nn`` (None if not a plain chain).
+
+    Followed: attributes, aliases (imports and ``t = torch``), ``getattr(x, <constant string>)``,
+    ``sys.modules[<constant>]``, ``vars(x)[<constant>]`` / ``x.__dict__[<constant>]`` and
+    ``importlib.import_module(<constant>)``; a constant string may be built (``"auto" + "grad"``).
+    """
     parts = []
     while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
+        if node.attr != "__dict__":
+            parts.append(node.attr)
         node = node.value
     if isinstance(node, ast.Name):
-        parts.append(aliases.get(node.id, node.id))
-    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" \
-            and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
-        parts.append(f"{_dotted(node.args[0], aliases) or '?'}.{node.args[1].value}")   # getattr(nn, "LSTMCell")
+        parts.append(names.aliases.get(node.id, node.id))
+    elif isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)) and node.args:
+        func = _dotted(node.func, names)
+        key = _const_str(node.args[1], names.constants) if len(node.args) >= 2 else None
+        if func in ("getattr", "builtins.getattr") and key is not None:
+            parts.append(f"{_dotted(node.args[0], names) or '?'}.{key}")         # getattr(nn, "LSTMCell")
+        elif func in _IMPORTERS and _const_str(node.args[0], names.constants) is not None:
+            parts.append(_const_str(node.args[0], names.constants))             # import_module("x.y")
+        elif func in ("vars", "builtins.vars") and len(node.args) == 1:
+            parts.append(_dotted(node.args[0], names) or "?")
+        else:
+            parts.append("?")
+    elif isinstance(node, ast.Subscript) and _const_str(node.slice, names.constants) is not None:
+        key = _const_str(node.slice, names.constants)
+        container = _dotted(node.value, names) or "?"
+        if container in ("sys.modules", "?.modules"):
+            parts.append(key)                                                    # sys.modules["x.y"]
+        else:
+            parts.append(f"{container}.{key}")                                   # torch.__dict__["lstm_cell"]
     else:
         parts.append("?")
     return ".".join(reversed(parts))
@@ -276,67 +370,92 @@ def _in_order(pattern: list[str], name: list[str]) -> bool:
     return all(any(p == n for n in it) for p in pattern)
 
 
-def _names_used(node: ast.AST, aliases: dict[str, str]) -> list[str]:
-    """The dotted names one AST node refers to (resolved through imports)."""
-    if isinstance(node, (ast.Attribute, ast.Name)):
-        return [_dotted(node, aliases)]
+def _names_used(node: ast.AST, names: _Names) -> list[str]:
+    """The dotted names one AST node refers to (resolved through imports and aliases)."""
+    if isinstance(node, (ast.Attribute, ast.Name, ast.Subscript)):
+        dotted = _dotted(node, names)
+        return [dotted] if dotted else []
     if isinstance(node, ast.Import):
         return [a.name for a in node.names]
     if isinstance(node, ast.ImportFrom):
         return [f"{node.module or ''}.{a.name}" for a in node.names]
     if isinstance(node, ast.Call):
-        func = _dotted(node.func, aliases) if isinstance(node.func, (ast.Name, ast.Attribute)) else None
-        if func == "getattr":
-            return [_dotted(node, aliases)]
-        if func in ("__import__", "builtins.__import__", "importlib.import_module") and node.args \
-                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
-            return [node.args[0].value]                 # importlib.import_module("course_lib.reference")
+        func = _dotted(node.func, names) if isinstance(node.func, (ast.Name, ast.Attribute)) else None
+        if func in ("getattr", "builtins.getattr") or func in _IMPORTERS:
+            return [_dotted(node, names)]
     return []
 
 
-def _matches(node: ast.AST, pattern: str, aliases: dict[str, str]) -> bool:
+def _matches(node: ast.AST, pattern: str, names: _Names) -> bool:
     """Does ``node`` use ``pattern``?
 
     ``"eval"`` is the name anywhere; ``".backward"`` any attribute of that name (a method); a dotted
     ``"nn.LSTMCell"`` matches a use whose full name, resolved through the imports, holds these parts
-    in order (``torch.nn.LSTMCell``, ``tnn.LSTMCell`` after ``import torch.nn as tnn``).
+    in order (``torch.nn.LSTMCell``, ``tnn.LSTMCell`` after ``import torch.nn as tnn``); ``"a.b.*"``
+    matches anything inside ``a.b`` except its public ``check_*`` functions (``course_lib.checkers.*``:
+    the checkers' internals, where the answer key lives).
     """
     if pattern.startswith("."):
-        return isinstance(node, ast.Attribute) and node.attr == pattern[1:]
+        if isinstance(node, ast.Attribute) and node.attr == pattern[1:]:
+            return True
+        return isinstance(node, ast.Call) and (_dotted(node, names) or "").endswith(pattern)   # getattr(x, "backward")
     parts = pattern.split(".")
-    for name in _names_used(node, aliases):
+    for name in _names_used(node, names):
         if not name:
             continue
-        names = name.split(".")
-        if len(parts) == 1:                 # a builtin or a module: `eval`, `builtins.eval`, `importlib.x`
-            if names[0] == pattern or (names[-1] == pattern and names[0] in ("builtins", "__builtins__", "?")):
+        used = name.split(".")
+        if parts[-1] == "*":
+            prefix = parts[:-1]
+            if used[:len(prefix)] == prefix and len(used) > len(prefix) \
+                    and not used[len(prefix)].startswith("check_") and used[len(prefix)] != "CheckFailed":
                 return True
-        elif _in_order(parts, names):
+        elif len(parts) == 1:               # a builtin or a module: `eval`, `builtins.eval`, `importlib.x`
+            if used[0] == pattern or (used[-1] == pattern and used[0] in ("builtins", "__builtins__", "?")):
+                return True
+        elif _in_order(parts, used):
             return True
     return False
 
 
-def _uses(tree: ast.AST, patterns: list[str], cell: int, lines: list[str], aliases: dict[str, str]) -> list[Finding]:
+def _uses(tree: ast.AST, patterns: list[str], cell: int, lines: list[str], names: _Names) -> list[Finding]:
     found = []
     for node in ast.walk(tree):
         for p in patterns:
-            if _matches(node, p, aliases):
+            if _matches(node, p, names):
                 line = getattr(node, "lineno", 0)
                 text = lines[line - 1].strip()[:120] if 0 < line <= len(lines) else ""
                 found.append(Finding(p, cell, line, text))
     return found
 
 
+def _walk_scope(node: ast.AST):
+    """``ast.walk`` that yields nested defs, lambdas and classes but does not enter them (their names are local)."""
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        yield n
+        if n is node or not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            todo += list(ast.iter_child_nodes(n))
+
+
 def defined_names(stmt: ast.stmt) -> set[str]:
-    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return {stmt.name}
-    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-        return {(a.asname or a.name).split(".")[0] for a in stmt.names}
+    """The global names a top-level statement binds: defs and classes (with the names their bodies declare
+    ``global``), imports, and every name assigned at this level (``x = ...``, ``for x in ...``,
+    ``with ... as x``, ``(x := ...)``, inside ``if``/``try``/loops too)."""
     names = set()
-    if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-        for t in targets:
-            names |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)}
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        names.add(stmt.name)
+        return names | {n for node in ast.walk(stmt) if isinstance(node, ast.Global) for n in node.names}
+    for node in _walk_scope(stmt):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+    for node in ast.walk(stmt):           # a def nested in an `if` may declare globals as well
+        if isinstance(node, ast.Global):
+            names |= set(node.names)
     return names
 
 
@@ -362,19 +481,19 @@ def policy_findings(cells: list[tuple[int, str]], graded: dict[str, list[str]], 
             trees[index] = ast.parse(strip_magics(source))
         except SyntaxError:
             continue
-    aliases = _aliases([*_parse_all(context), *trees.values()])
+    names = _names_in([*_parse_all(context), *trees.values()])
     for index, source in cells:
         if index not in trees:
             continue
         tree, lines = trees[index], source.splitlines()
         for stmt in tree.body:
-            found = _uses(stmt, forbidden, index, lines, aliases)
-            names = defined_names(stmt)
-            for n in names:
+            found = _uses(stmt, forbidden, index, lines, names)
+            defines = defined_names(stmt)
+            for n in defines:
                 definitions.setdefault(n, []).append(stmt)
             if found:
                 findings_of[id(stmt)] = found
-                if not names:
+                if not defines:
                     everywhere_found += [f for f in found if f.pattern in everywhere]
     out = {}
     for grade_id, roots in graded.items():
