@@ -38,6 +38,10 @@ class SandboxFailure(BaseException):
     """The student's process ended, hung or sent something unreadable; the message says which, for the student."""
 
 
+class SandboxTimeout(SandboxFailure):
+    """The student's code did not answer within the time limit (the process was stopped)."""
+
+
 class RemoteError(Exception):
     """Base of the exceptions re-raised for the student's code when the name is not a built-in exception."""
 
@@ -166,7 +170,7 @@ class Worker:
         except TimeoutError:
             self.dead = f"did not finish within {seconds:g} s"
             self.zygote.finish(self.pid)
-            raise SandboxFailure(self.dead) from None
+            raise SandboxTimeout(self.dead) from None
         except (EOFError, OSError):
             status = self.zygote.status(self.pid)
             self.dead = f"your code ended the grading process ({describe_exit(status)})" if status is not None \

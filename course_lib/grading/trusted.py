@@ -25,7 +25,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .remote import CellPlan, NotDefined, SandboxFailure, Worker
+from .outcomes import Outcome
+from .remote import CellPlan, NotDefined, SandboxFailure, SandboxTimeout, Worker
 from .sandbox import Limits, Zygote
 
 __all__ = ["GradingConfigError", "Student", "CheckCall", "PartResult", "parse_test_cell", "grade_part",
@@ -112,6 +113,8 @@ class PartResult:
     ename: str = ""
     message: str = ""
     log: list[str] = field(default_factory=list)
+    outcome: Outcome = Outcome.PASSED                      # for the class report (:mod:`.outcomes`)
+    mistakes: tuple[str, ...] = ()                         # catalogue labels the checker named
 
 
 def _has_seed(checker: Any) -> bool:
@@ -143,7 +146,8 @@ def grade_part(zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], pla
         worker.start()
     except SandboxFailure as exc:
         worker.close()
-        return _failed(result, out, "GradingStopped", f"your notebook could not be run in the sandbox: {exc}.")
+        return _failed(result, out, "GradingStopped", f"your notebook could not be run in the sandbox: {exc}.",
+                       _stopped(exc))
     with worker:
         for k, (call, kwargs) in enumerate(runs):
             secret_run = seeded is not None and k == len(runs) - 1
@@ -154,32 +158,41 @@ def grade_part(zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], pla
                 with contextlib.redirect_stdout(io.StringIO() if secret_run else out):
                     getattr(checkers, call.checker)(*args, **kw)
             except NotDefined as exc:
-                return _failed(result, out, "NameError", str(exc))
+                return _failed(result, out, "NameError", str(exc), Outcome.NOT_DEFINED)
             except AssertionError as exc:            # CheckFailed, the checkers' one way to say "wrong"
                 message = _scrub(str(exc), secret) if secret_run else str(exc)
                 if secret_run:
                     message += " (This was an extra check with a fresh random seed, as in every graded run.)"
-                return _failed(result, out, "CheckFailed", message)
+                mistakes = tuple(str(m) for m in getattr(exc, "mistakes", ()))
+                return _failed(result, out, "CheckFailed", message,
+                               Outcome.MISTAKE if mistakes else Outcome.CHECK_FAILED, mistakes)
             except SandboxFailure as exc:
                 names = ", ".join(call.student_names()) or "your code"
-                return _failed(result, out, "GradingStopped", f"{names}: {exc}. {_stopped_hint(str(exc), limits)}")
+                return _failed(result, out, "GradingStopped", f"{names}: {exc}. {_stopped_hint(str(exc), limits)}",
+                               _stopped(exc))
             except Exception as exc:  # noqa: BLE001 - a checker that choked on what came back
                 result.log.append(f"checker {call.checker} raised {type(exc).__name__}: {exc}\n"
                                   f"{traceback.format_exc(limit=-6)}")
                 names = ", ".join(call.student_names()) or "your code"
                 return _failed(result, out, "CheckFailed",
                                f"{names}: the checker could not read what your code returned "
-                               f"({type(exc).__name__}: {str(exc)[:200]}).")
+                               f"({type(exc).__name__}: {str(exc)[:200]}).", Outcome.CHECK_FAILED)
             if secret_run:
                 print(f"{', '.join(call.student_names())}: also correct on a fresh random seed.", file=out)
     result.stdout = out.getvalue()
     return result
 
 
-def _failed(result: PartResult, out: io.StringIO, ename: str, message: str) -> PartResult:
+def _failed(result: PartResult, out: io.StringIO, ename: str, message: str,
+            outcome: Outcome = Outcome.CHECK_FAILED, mistakes: tuple[str, ...] = ()) -> PartResult:
     result.passed, result.stdout, result.ename, result.message = False, out.getvalue(), ename, message
+    result.outcome, result.mistakes = outcome, mistakes
     result.log.append(f"{ename}: {message}")
     return result
+
+
+def _stopped(exc: SandboxFailure) -> Outcome:
+    return Outcome.TIMEOUT if isinstance(exc, SandboxTimeout) else Outcome.CRASH
 
 
 def _scrub(message: str, secret: int) -> str:
