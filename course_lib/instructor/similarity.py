@@ -116,6 +116,7 @@ class Document:
     prints: dict[int, list[int]] = field(default_factory=dict)
     grams: list[int | None] = field(default_factory=list)   # hash of the k-gram at each token (None: starter
                                                             # code, or the k-gram would run past its cell)
+    starter: list[bool] = field(default_factory=list)       # is the token part of the starter code?
 
 
 def make_document(name: str, sources: dict[str, str], starter: frozenset[int] = frozenset(),
@@ -129,6 +130,11 @@ def make_document(name: str, sources: dict[str, str], starter: frozenset[int] = 
             doc.prints.setdefault(h, []).extend(offset + i for i in positions)
         hashes = kgram_hashes(tokens, k)
         doc.grams += [None if h in starter else h for h in hashes] + [None] * (len(tokens) - len(hashes))
+        covered = [False] * len(tokens)
+        for i, h in enumerate(hashes):
+            if h in starter:
+                covered[i:i + k] = [True] * k
+        doc.starter += covered
         doc.tokens += tokens
     return doc
 
@@ -147,15 +153,16 @@ def similarity(a: Document, b: Document) -> float:
 
 
 def matching_lines(a: Document, b: Document, k: int = K) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
-    """The source lines of each document covered by a k-gram (starter code aside) that both contain, by part."""
+    """The source lines, by part, of each document's tokens in a k-gram both contain (starter code left out)."""
     shared = (set(a.grams) & set(b.grams)) - {None}
 
     def lines(doc: Document) -> dict[str, set[int]]:
         out: dict[str, set[int]] = {}
         for i, h in enumerate(doc.grams):
             if h in shared:
-                for t in doc.tokens[i:i + k]:
-                    out.setdefault(t.part, set()).add(t.line)
+                for j in range(i, min(i + k, len(doc.tokens))):
+                    if not doc.starter[j]:
+                        out.setdefault(doc.tokens[j].part, set()).add(doc.tokens[j].line)
         return out
 
     return lines(a), lines(b)
