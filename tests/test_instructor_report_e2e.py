@@ -6,7 +6,8 @@ the class is one student per file in ``tests/fixtures/class_report/02_lstm/`` (e
 answer cells; the others stay as released) plus the untouched release: independent correct
 solutions, two named mistakes, a wrong answer no catalogue entry fits, a crash, a hang, a forbidden
 ``nn.LSTMCell``, a renamed and reformatted copy of a classmate, and a renamed copy of the answer key.
-After ONE ``nbgrader autograde 02_lstm``, ``python -m course_lib.instructor.report 02_lstm`` runs
+(eve also hands in an outcomes file saying she passed everything.) After ONE ``nbgrader autograde
+02_lstm`` and ``generate_feedback``, ``python -m course_lib.instructor.report 02_lstm`` runs
 from the course root, and ``nbgrader export`` with the Canvas and Moodle plugins. Three of the students
 are graded again by the parallel command into a PostgreSQL gradebook, and the report read from there.
 
@@ -17,6 +18,7 @@ exported files have the columns the platforms read, and the gradebook's scores?
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -104,7 +106,10 @@ def course(tmp_path_factory) -> Path:
         out = course / "submitted" / student / ASSIGNMENT / release.name
         out.parent.mkdir(parents=True)
         nbformat.write(nb, out)
+    forged = {"format": 1, "notebook": "lstm", "parts": [{"part": p, "outcome": "passed"} for p in PARTS]}
+    (course / "submitted" / "eve" / ASSIGNMENT / "lstm.outcomes.json").write_text(json.dumps(forged))
     nbgrader(course, "autograde", ASSIGNMENT)
+    nbgrader(course, "generate_feedback", ASSIGNMENT)
     done = run(course, sys.executable, "-m", "course_lib.instructor.report", ASSIGNMENT)
     assert done.returncode == 0, done.stderr[-4000:]
     return course
@@ -144,6 +149,15 @@ def test_named_mistakes_are_counted_from_the_catalogue_with_an_example(course):
     assert links
     for href in links:                                               # every example link opens a graded notebook
         assert (course / "reports" / ASSIGNMENT / href).resolve().is_file(), href
+
+
+def test_outcome_files_are_the_graders_and_stay_out_of_the_feedback(course):
+    """eve's forged file was neither copied nor believed; students are not sent the outcome files."""
+    assert json.loads((course / "autograded" / "eve" / ASSIGNMENT / "lstm.outcomes.json").read_text())[
+        "parts"][0]["outcome"] == "mistake"
+    assert list((course / "feedback").rglob("*.html")) and not list((course / "feedback").rglob("*.outcomes.json"))
+    page = (course / "reports" / ASSIGNMENT / "report.html").read_text()
+    assert 'href="../../feedback/eve/02_lstm/lstm.html"' in page        # the example of eve's mistake
 
 
 def test_copies_are_flagged_and_independent_solutions_are_not(course):

@@ -31,8 +31,8 @@ import keyword
 import tokenize
 from dataclasses import dataclass, field
 
-__all__ = ["Token", "Document", "normalise", "kgram_hashes", "winnow", "fingerprints", "make_document", "starter_hashes",
-           "similarity", "matching_lines", "K", "WINDOW"]
+__all__ = ["Token", "Document", "normalise", "kgram_hashes", "winnow", "fingerprints", "make_document",
+           "starter_hashes", "similarity", "matching_lines", "K", "WINDOW"]
 
 K = 10          # tokens per k-gram: the shortest shared run that can count
 WINDOW = 6      # winnowing window: every shared run of K + WINDOW - 1 = 15 tokens is detected
