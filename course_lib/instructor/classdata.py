@@ -112,6 +112,9 @@ def load_class(assignment: str, root: str | Path = ".", db_url: str | None = Non
     if db_url:
         config.CourseDirectory.db_url = db_url
     coursedir = CourseDirectory(config=config)
+    if coursedir.db_url.startswith("sqlite:///") and not Path(coursedir.db_url[len("sqlite:///"):]).is_file():
+        raise ValueError(f"expected a gradebook at {coursedir.db_url}; run `nbgrader autograde {assignment}` "
+                         f"first (or pass --db-url)")          # nbgrader would make an empty one
     with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
         try:
             a = gb.find_assignment(assignment)
