@@ -27,6 +27,8 @@ c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".nbgrader.log"]
+c.CourseDirectory.ignore.append("*.outcomes.json")   # written by grading (course_lib.grading.outcomes): never
+                                                     # taken from a submission, never copied into feedback
 
 # --- What a student is given ---------------------------------------------------------------
 # A solution region becomes this stub. Calling an untouched function raises NotImplementedError,

@@ -37,12 +37,23 @@ Axes = tuple  # ((axis name, size), ...), e.g. (("batch", 3), ("hidden", 5))
 
 
 class CheckFailed(AssertionError):
-    """Raised by every checker when the student's function is not right yet; the message says why."""
+    """Raised by every checker when the student's function is not right yet; the message says why.
+
+    ``mistakes`` holds the labels of the catalogue entries (:mod:`.mistakes`) the answer matched, so
+    that grading can record them without reading the message.
+    """
+
+    def __init__(self, message: str = "", mistakes: Sequence[str] = ()):
+        super().__init__(message)
+        self.mistakes = tuple(mistakes)
 
 
-def fail(message: str) -> NoReturn:
-    """Stop the check with one message (no chained traceback from inside the checker)."""
-    raise CheckFailed(message) from None
+def fail(message: str, mistakes: Sequence[str] = ()) -> NoReturn:
+    """Stop the check with one message (no chained traceback from inside the checker).
+
+    A ``message`` from :func:`._engine.explain` carries the mistakes it names; ``mistakes`` adds others.
+    """
+    raise CheckFailed(message, (*getattr(message, "mistakes", ()), *mistakes)) from None
 
 
 def student_facing(check: Callable) -> Callable:
@@ -55,8 +66,8 @@ def student_facing(check: Callable) -> Callable:
         try:
             return check(*args, **kwargs)
         except CheckFailed as exc:
-            message = str(exc)
-        raise CheckFailed(message) from None
+            message, mistakes = str(exc), exc.mistakes
+        raise CheckFailed(message, mistakes) from None
     return wrapper
 
 

@@ -17,7 +17,7 @@ from torch import Tensor
 from ._core import (Leaf, Mismatch, as_clean_tensor, call_student, check_callable, check_finite, compare, fail,
                     matches, mismatch_str, position_str)
 
-__all__ = ["Mistake", "Case", "Exercise", "run_exercise", "explain", "success"]
+__all__ = ["Mistake", "Case", "Exercise", "run_exercise", "explain", "Diagnosis", "success"]
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,23 @@ def run_exercise(fn: Any, ex: Exercise, cases: Sequence[Case]) -> None:
             ex.after(result, case)
 
 
+class Diagnosis(str):
+    """A message that also carries the labels of the catalogue mistakes it names (``.mistakes``)."""
+
+    mistakes: tuple[str, ...] = ()
+
+
+def _naming(message: str, mistakes: Sequence[Mistake]) -> Diagnosis:
+    out = Diagnosis(message)
+    out.mistakes = tuple(m.label for m in mistakes)
+    return out
+
+
 def explain(ex: Exercise, case: Case, got: list[Tensor], mism: list[Mismatch | None]) -> str:
-    """The message for wrong values: a named mistake if one fits, else where and a hint."""
+    """The message for wrong values: a named mistake if one fits, else where and a hint.
+
+    A named mistake's label is also in the result's ``mistakes`` (a :class:`Diagnosis`).
+    """
     wrong = [i for i, m in enumerate(mism) if m is not None]
     first = wrong[0]
     leaf, m = case.leaves[first], mism[first]
@@ -112,9 +127,9 @@ def explain(ex: Exercise, case: Case, got: list[Tensor], mism: list[Mismatch | N
     verb = "differs" if len(wrong) == 1 else "differ"
     named = _whole_match(ex, case, got)
     if named is not None:
-        return (f"{ex.name}: {named.label}. {_names(case, wrong)} {verb} from {ex.oracle_name}"
-                f"{_right_str(case, mism, ', while ')}, exactly as that mistake makes "
-                f"{'it' if len(wrong) == 1 else 'them'}. {named.hint} ({evidence}.)")
+        return _naming(f"{ex.name}: {named.label}. {_names(case, wrong)} {verb} from {ex.oracle_name}"
+                       f"{_right_str(case, mism, ', while ')}, exactly as that mistake makes "
+                       f"{'it' if len(wrong) == 1 else 'them'}. {named.hint} ({evidence}.)", [named])
     if ex.per_leaf_mistakes:
         per_leaf = _leaf_matches(ex, case, got, wrong)
         if per_leaf:
@@ -123,8 +138,9 @@ def explain(ex: Exercise, case: Case, got: list[Tensor], mism: list[Mismatch | N
                 groups.setdefault(id(mistake), (mistake, []))[1].append(i)
             parts = " ".join(f"{_names(case, idx)}: {mistake.label}. {mistake.hint}"
                              for mistake, idx in groups.values())
-            return (f"{ex.name}: {_names(case, wrong)} {verb} from {ex.oracle_name}"
-                    f"{_right_str(case, mism, ', while ')}. {parts} ({evidence}.)")
+            return _naming(f"{ex.name}: {_names(case, wrong)} {verb} from {ex.oracle_name}"
+                           f"{_right_str(case, mism, ', while ')}. {parts} ({evidence}.)",
+                           [mistake for mistake, _ in groups.values()])
     status = _right_str(case, mism, " ")
     if status:
         status += "."

@@ -73,7 +73,7 @@ def check_parameter_count(fn: Any, kind: str = "gru") -> None:
             continue
         for label, wrong in _mistakes(kind):
             if wrong(H_in, H, layers) == int(got):
-                fail(f"{name}: {call} returned {int(got)}, nn.{kind.upper()} has {expected}: {label}.")
+                fail(f"{name}: {call} returned {int(got)}, nn.{kind.upper()} has {expected}: {label}.", (label,))
         G = GATES[kind]
         fail(f"{name}: {call} returned {int(got)}, but nn.{kind.upper()}({H_in}, {H}, num_layers={layers}) has "
              f"{expected} parameters. Per layer: {G} blocks × (H·H_in + H·H + 2H), with H_in = input_size in the "

@@ -11,6 +11,7 @@ trusted process on those arrays, with an extra secret seed per graded part.
 - :mod:`.remote`           a worker session and ``RemoteFunction``, the proxy a checker calls
 - :mod:`.trusted`          reads the instructor's test cells, runs the checkers, scans for forbidden shortcuts
 - :mod:`.nbgrader_plugin`  ``TrustedExecute``, the nbgrader preprocessor that replaces ``Execute``
+- :mod:`.outcomes`         how each graded part ended (a named mistake, a timeout...), written beside the graded notebook
 - :mod:`.parallel`         every submission of an assignment at once, on Dask, into one gradebook
 - :mod:`.cli`              ``python -m course_lib.grading.cli ASSIGNMENT``, the instructor's command for it
 - :mod:`.worker_preload`   what each Dask worker imports once before its first submission

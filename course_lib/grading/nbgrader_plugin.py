@@ -15,7 +15,8 @@ this preprocessor then, for each autograded test cell,
 nbgrader's ``SaveAutoGrades`` then turns outputs into scores as usual (an error output is 0).
 Every other code cell gets the error (if any) it raised in the worker; nothing else of the
 student's run is shown. A log of every decision, with the secret seeds, goes to the nbgrader log and
-to ``<autograded>/trusted_grading.log``.
+to ``<autograded>/trusted_grading.log``; how each part ended (passed, a named mistake, a forbidden
+shortcut, a timeout...) goes to ``<notebook>.outcomes.json`` beside the graded notebook (:mod:`.outcomes`).
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from . import forbid, sandbox, submission, trusted
+from .outcomes import Outcome, PartOutcome, write_outcomes
 from .remote import CellPlan
 from .sandbox import Limits, Zygote
 
@@ -131,7 +133,9 @@ class TrustedExecute(NbGraderPreprocessor):
         coursedir = CourseDirectory(config=self.config)
         dest = coursedir.format_path(coursedir.autograded_directory, info["student"], info["assignment"])
         with _absent_while_grading(dest):
-            return self._grade(nb, resources, coursedir)
+            nb, resources = self._grade(nb, resources, coursedir)
+        write_outcomes(dest, info["notebook"], resources.pop(_OUTCOMES, []))
+        return nb, resources
 
     def _grade(self, nb: NotebookNode, resources: ResourcesDict,
                coursedir: CourseDirectory) -> tuple[NotebookNode, ResourcesDict]:
@@ -172,6 +176,7 @@ class TrustedExecute(NbGraderPreprocessor):
                  f"{len(code)} other code cells (each part's sandbox runs those above its test cell)"]
         checkers = importlib.import_module(self.checkers_module)
         comments: dict[str, list[str]] = {}
+        records: dict[str, PartOutcome] = {}
         for index, gid in test_idx.items():
             cell = nb.cells[index]
             if gid in violations:
@@ -180,6 +185,8 @@ class TrustedExecute(NbGraderPreprocessor):
                            + ", which this assignment does not allow. This part scores 0.")
                 cell.outputs = [_error("PolicyViolation", message)]
                 lines.append(f"  {gid}: 0 (policy) {message}")
+                records[gid] = PartOutcome(gid, Outcome.POLICY, shortcuts=sorted({f.pattern for f in found}),
+                                           message=message[:300])
                 for answer in _answer_cells_defining(nb, graded_names[gid]):
                     comments.setdefault(answer, []).append(message)
                 continue
@@ -189,6 +196,7 @@ class TrustedExecute(NbGraderPreprocessor):
                            f"parts) ran out before this part: it scores 0. Look for code that is far too slow.")
                 cell.outputs = [_error("GradingStopped", message)]
                 lines.append(f"  {gid}: FAIL; not graded: {message}")
+                records[gid] = PartOutcome(gid, Outcome.TIMEOUT, message=message[:300])
                 continue
             before = [(i, src) for i, src in code if i < index]     # what a kernel would have run by now
             result = trusted.grade_part(zygote, limits, before, plan, calls[gid], checkers, deadline=deadline,
@@ -202,6 +210,7 @@ class TrustedExecute(NbGraderPreprocessor):
                 for answer in _answer_cells_defining(nb, graded_names[gid]):
                     comments.setdefault(answer, []).append(result.message)
             lines.append(f"  {gid}: {'pass' if result.passed else 'FAIL'}; " + "; ".join(result.log))
+            records[gid] = PartOutcome(gid, result.outcome, list(result.mistakes), message=result.message[:300])
         count = 0
         for i, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
@@ -214,6 +223,7 @@ class TrustedExecute(NbGraderPreprocessor):
                     cell.outputs = []        # the instructor's try-it cell, run with the shortcuts switched off
                     lines.append(f"  cell {i} (the instructor's) stopped: {plan.errors[i][1]}")
         self._comments(info, [_grade_id(c) for c in nb.cells if utils.is_solution(c)], comments)
+        resources[_OUTCOMES] = _completed(records, test_idx, graded_names, nb, plan)
         for line in lines:
             self.log.info("trusted grading: %s", line)
         self._write_log(coursedir, lines)
@@ -439,6 +449,24 @@ def _absent_while_grading(dest: str):
 
 
 _COMMENT = "[trusted grading]"
+_OUTCOMES = "course_lib_outcomes"
+
+
+def _completed(records: dict[str, PartOutcome], test_idx: dict[int, str], graded_names: dict[str, list[str]],
+               nb: NotebookNode, plan: CellPlan) -> list[PartOutcome]:
+    """The parts' outcomes, in notebook order, with whether the student left the part as released
+    (nbgrader's own test: every answer cell it grades still has the released checksum) and how many
+    cells above it the sandbox had to stop."""
+    cells = {_grade_id(c): c for c in nb.cells if c.cell_type == "code" and utils.is_solution(c)}
+    out = []
+    for index, gid in test_idx.items():
+        record = records[gid]
+        answers = [cells[a] for a in _answer_cells_defining(nb, graded_names[gid]) if a in cells]
+        record.unattempted = bool(answers) and all(
+            c.metadata["nbgrader"].get("checksum") == utils.compute_checksum(c) for c in answers)
+        record.cells_stopped = sum(1 for i in plan.skip if i < index)
+        out.append(record)
+    return out
 
 
 def _error(ename: str, evalue: str) -> NotebookNode:

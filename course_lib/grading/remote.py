@@ -49,6 +49,10 @@ class SandboxFailure(BaseException):
 OUTSIDE = "the grading process was stopped from outside your code (by the grading machine, not by you)"
 
 
+class SandboxTimeout(SandboxFailure):
+    """The student's code did not answer within the time limit (the process was stopped)."""
+
+
 class RemoteError(Exception):
     """Base of the exceptions re-raised for the student's code when the name is not a built-in exception."""
 
@@ -202,7 +206,7 @@ class Worker:
         except TimeoutError:
             self.dead = f"did not finish within {seconds:g} s" if seconds >= 0 else self._budget_text()
             self.zygote.finish(self.pid)
-            raise SandboxFailure(self.dead) from None
+            raise SandboxTimeout(self.dead) from None
         except (EOFError, OSError):
             end = self.zygote.exit_of(self.pid)
             if end.outside:

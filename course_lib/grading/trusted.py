@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import forbid as forbid_mod
-from .remote import CellPlan, NotDefined, SandboxFailure, Worker
+from .outcomes import Outcome
+from .remote import CellPlan, NotDefined, SandboxFailure, SandboxTimeout, Worker
 from .sandbox import Limits, Zygote
 
 __all__ = ["GradingConfigError", "Student", "CheckCall", "PartResult", "parse_test_cell", "grade_part",
@@ -114,6 +115,8 @@ class PartResult:
     message: str = ""
     log: list[str] = field(default_factory=list)
     outside: bool = False          # stopped from outside the student's code (the host, the grader)
+    outcome: Outcome = Outcome.PASSED                      # for the class report (:mod:`.outcomes`)
+    mistakes: tuple[str, ...] = ()                         # catalogue labels the checker named
 
 
 def _has_seed(checker: Any) -> bool:
@@ -168,7 +171,8 @@ def _grade_part(zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], pl
     except SandboxFailure as exc:
         worker.close()
         result.outside = exc.outside
-        return _failed(result, out, "GradingStopped", f"your notebook could not be run in the sandbox: {exc}.")
+        return _failed(result, out, "GradingStopped", f"your notebook could not be run in the sandbox: {exc}.",
+                       _stopped(exc))
     with worker:
         for k, (call, kwargs) in enumerate(runs):
             secret_run = seeded is not None and k == len(runs) - 1
@@ -179,12 +183,14 @@ def _grade_part(zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], pl
                 with contextlib.redirect_stdout(io.StringIO() if secret_run else out):
                     getattr(checkers, call.checker)(*args, **kw)
             except NotDefined as exc:
-                return _failed(result, out, "NameError", str(exc))
+                return _failed(result, out, "NameError", str(exc), Outcome.NOT_DEFINED)
             except AssertionError as exc:            # CheckFailed, the checkers' one way to say "wrong"
                 message = _scrub(str(exc), secret) if secret_run else str(exc)
                 if secret_run:
                     message += " (This was an extra check with a fresh random seed, as in every graded run.)"
-                return _failed(result, out, "CheckFailed", message)
+                mistakes = tuple(str(m) for m in getattr(exc, "mistakes", ()))
+                return _failed(result, out, "CheckFailed", message,
+                               Outcome.MISTAKE if mistakes else Outcome.CHECK_FAILED, mistakes)
             except SandboxFailure as exc:
                 result.outside = exc.outside
                 names = ", ".join(call.student_names()) or "your code"
@@ -192,25 +198,32 @@ def _grade_part(zygote: Zygote, limits: Limits, cells: list[tuple[int, str]], pl
                     what = str(exc).split(forbid_mod.MARK, 1)[1].strip()
                     return _failed(result, out, "PolicyViolation",
                                    f"{names}: called {what}, which this assignment does not allow. "
-                                   f"This part scores 0.")
-                return _failed(result, out, "GradingStopped", f"{names}: {exc}. {_stopped_hint(str(exc), limits)}")
+                                   f"This part scores 0.", Outcome.POLICY)
+                return _failed(result, out, "GradingStopped", f"{names}: {exc}. {_stopped_hint(str(exc), limits)}",
+                               _stopped(exc))
             except Exception as exc:  # noqa: BLE001 - a checker that choked on what came back
                 result.log.append(f"checker {call.checker} raised {type(exc).__name__}: {exc}\n"
                                   f"{traceback.format_exc(limit=-6)}")
                 names = ", ".join(call.student_names()) or "your code"
                 return _failed(result, out, "CheckFailed",
                                f"{names}: the checker could not read what your code returned "
-                               f"({type(exc).__name__}: {str(exc)[:200]}).")
+                               f"({type(exc).__name__}: {str(exc)[:200]}).", Outcome.CHECK_FAILED)
             if secret_run:
                 print(f"{', '.join(call.student_names())}: also correct on a fresh random seed.", file=out)
     result.stdout = out.getvalue()
     return result
 
 
-def _failed(result: PartResult, out: io.StringIO, ename: str, message: str) -> PartResult:
+def _failed(result: PartResult, out: io.StringIO, ename: str, message: str,
+            outcome: Outcome = Outcome.CHECK_FAILED, mistakes: tuple[str, ...] = ()) -> PartResult:
     result.passed, result.stdout, result.ename, result.message = False, out.getvalue(), ename, message
+    result.outcome, result.mistakes = outcome, mistakes
     result.log.append(f"{ename}: {message}")
     return result
+
+
+def _stopped(exc: SandboxFailure) -> Outcome:
+    return Outcome.TIMEOUT if isinstance(exc, SandboxTimeout) else Outcome.CRASH
 
 
 def _scrub(message: str, secret: int) -> str:

@@ -1,0 +1,31 @@
+"""The report command's answers to bad input: one sentence, exit status 2, and nothing made on disk."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from course_lib.instructor.report import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["02_lstm"], "expected a gradebook at sqlite:///"),
+    (["a/b"], "expected an assignment name such as '02_lstm'"),
+])
+def test_bad_input_is_one_sentence_and_makes_nothing(tmp_path, capsys, argv, says):
+    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--root", str(tmp_path)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nbgrader_config.py"]     # no empty gradebook made
+
+
+def test_a_folder_without_course_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["02_lstm", "--root", str(tmp_path)])
+    assert "expected an nbgrader course directory with nbgrader_config.py" in capsys.readouterr().err
