@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "CheckFailed", "Leaf", "Mismatch", "student_facing", "fail", "positive_int", "Randn", "describe",
+    "CheckFailed", "Leaf", "Mismatch", "student_facing", "rerun_call", "fail", "positive_int", "Randn", "describe",
     "check_callable", "call_student", "unpack_nested", "as_clean_tensor", "check_finite", "compare", "matches",
 ]
 
@@ -48,16 +48,30 @@ def fail(message: str) -> NoReturn:
 def student_facing(check: Callable) -> Callable:
     """Make a public checker raise its ``CheckFailed`` from its own frame only.
 
-    A student sees the message and one line of the checker, not the helper calls behind it.
+    A student sees their own cell and the message: the wrapper's frame sets ``__tracebackhide__``,
+    which IPython (and pytest) honour, and the helper calls behind it are cut off. When the check
+    was called with options (a hidden test's ``seed=``, ``batch=``...), the message ends with the
+    call that reproduces it, so the student can rerun exactly that case in the notebook.
     """
     @functools.wraps(check)
     def wrapper(*args, **kwargs):
+        __tracebackhide__ = True  # noqa: F841 - read by IPython's traceback formatter
         try:
             return check(*args, **kwargs)
         except CheckFailed as exc:
-            message = str(exc)
-        raise CheckFailed(message) from None
+            message, extra = str(exc), dict(vars(exc))
+        if kwargs:
+            message += f" To rerun this check in your notebook: {rerun_call(check.__name__, args, kwargs)}."
+        new = CheckFailed(message)
+        vars(new).update(extra)          # anything a checker attached to the exception travels on
+        raise new from None
     return wrapper
+
+
+def rerun_call(checker: str, args: tuple, kwargs: dict) -> str:
+    """``checkers.check_rnn_layer(rnn_layer, seed=5, batch=1)``: the call a student types to rerun a check."""
+    names = [getattr(a, "__name__", "your_function") if callable(a) else repr(a) for a in args]
+    return f"checkers.{checker}({', '.join(names + [f'{k}={v!r}' for k, v in kwargs.items()])})"
 
 
 def positive_int(name: str, value: Any) -> int:
