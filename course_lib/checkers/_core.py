@@ -20,7 +20,9 @@ import functools
 import inspect
 import math
 import os
+import textwrap
 import traceback
+import types
 from dataclasses import dataclass
 from typing import Any, Callable, NoReturn, Sequence
 
@@ -38,6 +40,33 @@ Axes = tuple  # ((axis name, size), ...), e.g. (("batch", 3), ("hidden", 5))
 
 class CheckFailed(AssertionError):
     """Raised by every checker when the student's function is not right yet; the message says why."""
+
+    def _render_traceback_(self) -> list[str]:
+        """How IPython (a notebook, nbgrader's Validate) shows this error: the student's own frames and the
+        message, without the checker's insides (IPython calls this hook on an exception that has it)."""
+        from IPython import get_ipython
+        shell = get_ipython()
+        # The message wrapped at 80 columns, so that `nbgrader validate` in a terminal, which cuts long lines,
+        # shows all of it; the text is the same.
+        head = f"{type(self).__name__}: "
+        wrapped = textwrap.fill(str(self), 80, initial_indent=" " * len(head), break_long_words=False,
+                                break_on_hyphens=False)[len(head):]
+        return shell.InteractiveTB.structured_traceback(type(self), type(self)(wrapped),
+                                                        _outside_checkers(self.__traceback__))
+
+
+def _outside_checkers(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """The traceback ``tb`` without the frames of this package's modules."""
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    kept = []
+    while tb is not None:
+        if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(here):
+            kept.append(tb)
+        tb = tb.tb_next
+    out = None
+    for t in reversed(kept):
+        out = types.TracebackType(out, t.tb_frame, t.tb_lasti, t.tb_lineno)
+    return out
 
 
 def fail(message: str) -> NoReturn:
@@ -376,6 +405,9 @@ def _shape_hint(got: tuple, want: tuple) -> str:
         return " — the axes are the wrong way round (check the order of each matmul)"
     if sorted(got) == sorted(want):
         return " — the right sizes in the wrong order of axes"
+    if len(got) < len(want) and tuple(s for s in got if s != 1) == tuple(s for s in want if s != 1):
+        return (" — an axis of size 1 is missing: squeeze() drops every axis of size 1, the batch axis too when "
+                "the batch holds one sample; use squeeze(dim) on the axis you mean, or index it")
     if tuple(s for s in got if s != 1) == tuple(s for s in want if s != 1):
         return " — an axis of size 1 too many or too few"
     if math.prod(got) == math.prod(want):

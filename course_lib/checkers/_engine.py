@@ -102,10 +102,14 @@ def run_exercise(fn: Any, ex: Exercise, cases: Sequence[Case]) -> None:
 def _run_case(fn: Any, ex: Exercise, case: Case) -> tuple[Any, list[Tensor]]:
     """Call ``fn`` on one case and read its result as clean, finite tensors (or fail saying why not)."""
     result = call_student(fn, ex.name, case.args, case.kwargs, note=case.note, error_hint=ex.error_hint)
-    raw = ex.unpack(result, case)
-    got = [as_clean_tensor(r, leaf, ex.name) for r, leaf in zip(raw, case.leaves)]
-    for t, leaf in zip(got, case.leaves):
-        check_finite(t, leaf, ex.name, ex.finite_hint(case) if ex.finite_hint else "")
+    try:
+        raw = ex.unpack(result, case)
+        got = [as_clean_tensor(r, leaf, ex.name) for r, leaf in zip(raw, case.leaves)]
+        for t, leaf in zip(got, case.leaves):
+            check_finite(t, leaf, ex.name, ex.finite_hint(case) if ex.finite_hint else "")
+    except CheckFailed as exc:                  # say which case, so that the student can rerun it
+        message = str(exc)
+        fail(message if f"case: {case.label}" in message else f"{message} (case: {case.label}.)")
     return result, got
 
 

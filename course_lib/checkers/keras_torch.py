@@ -109,8 +109,7 @@ def check_forecaster(fn: Any, *, seed: int = 0, hidden_size: int = 4, batch: int
         if len(shape) == 3 and shape[0] == 1 and shape[1:] == (N, 1) and (N, L) != (1, 1):
             fail(f"{name}: the model returned {shape}: the head was applied to h_n, whose first axis is the LSTM's "
                  f"layer axis (num_layers, batch, hidden), not to a (batch, hidden) state. Use h_n[-1], the last "
-                 f"layer's state (or out[:, -1]), to get a (batch, 1) forecast (case: hidden="
-                 f"{case.args['weights'][1].shape[1]}, batch={N}, length={L}).")
+                 f"layer's state (or out[:, -1]), to get a (batch, 1) forecast.")
         if len(shape) == 3:
             fail(f"{name}: the model returned {shape}, a forecast for every time step; the forecaster reads only "
                  f"the last step, giving (batch, 1) (in torch apply the head to out[:, -1]; in Keras keep the "
