@@ -287,8 +287,9 @@ def check_training(fn: Any, *, seed: int = 0, target_mse: float | None = None) -
         fail(f"{name}: with the weights you return, the validation MSE is {mse:.4g}, above {what}, and every "
              f"weight still lies within ±1/sqrt(H) = ±{1 / H ** 0.5:.3g}, the range PyTorch draws initial weights "
              f"from: these look like the weights before training. Return the parameters after the training loop "
-             f"(a p.detach().clone() taken before the loop keeps the initial values), and check that the optimizer "
-             f"was given model.parameters().")
+             f"(a p.detach().clone() taken before the loop keeps the initial values) and check that the optimizer "
+             f"was given model.parameters(); if you do both, training moved the weights very little: train for "
+             f"more epochs, or with a larger learning rate.")
     if mse >= target:
         fail(f"{name}: with the weights you return, the validation MSE is {mse:.4g}, above {what} (repeating the "
              f"last value of each window scores {naive:.4g}, the value one period back {seasonal:.4g}). Train for "
