@@ -126,6 +126,9 @@ c.GenerateAssignment.create_assignment = True
 # Long outputs and tracebacks are cut in the graded copy and the feedback.
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 40
+# `nbgrader validate` in a terminal cuts every line at this width; the checkers' messages come
+# wrapped at 80 columns, and the code lines it quotes fit in 100.
+c.Validator.width = 100
 
 # --- Showing submissions: Formgrader and the feedback ---------------------------------------------
 # A submission is the student's file: its Markdown (the hand-graded essay), raw cells and outputs can

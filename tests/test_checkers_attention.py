@@ -28,8 +28,9 @@ def attention_torch(q, k, v, causal=False):
 def test_correct_attention_passes(fn, capsys):
     """Do the reference, a student's version and torch's own pass with one line?"""
     assert check_attention(fn) is None
-    assert capsys.readouterr().out == ("attention: correct on 3 random cases (batch=2, length=5, d_k=8, d_v=6; "
-                                       "causal and not, with 7 keys in the non-causal case).\n")
+    assert capsys.readouterr().out == ("attention: correct on 4 random cases (batch=2, length=5, d_k=8, d_v=6; "
+                                       "causal and not, with 7 keys in the non-causal case; and batch=1 with "
+                                       "scores about 150).\n")
 
 
 def test_other_seeds_and_shapes():

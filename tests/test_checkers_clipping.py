@@ -27,8 +27,8 @@ def clip_with_torch(grads, max_norm):
 def test_correct_clipping_passes(fn, capsys):
     """Do the reference (list, norm), a student's list-only version and torch's own pass?"""
     assert check_clip_grad_norm(fn) is None
-    assert capsys.readouterr().out == ("clip_grad_norm: correct on 3 random cases (3 gradient tensors; "
-                                       "global norm above and below max_norm).\n")
+    assert capsys.readouterr().out == ("clip_grad_norm: correct on 4 random cases (3 gradient tensors; "
+                                       "global norm above and below max_norm, and 0).\n")
     check_clip_grad_norm(fn, seed=4)
 
 

@@ -3,6 +3,7 @@
 Every test feeds a bad or tricky function to a checker and asserts on the sentence a student reads.
 """
 import os
+import re
 
 import pytest
 import torch
@@ -150,3 +151,22 @@ def test_mode_entered_before_raising_is_removed():
         raise RuntimeError("oops")
     assert "raised RuntimeError: oops" in W.failure_message(check_rnn_cell, cell)
     assert torch._C._len_torch_function_stack() == depth
+
+
+def test_ipython_shows_the_students_cell_and_the_message_not_the_checkers_frames():
+    """In a notebook (and nbgrader's Validate), does a failed check show the student's cell and the message,
+    with no frame from inside course_lib.checkers (issue 18)?"""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shown = []
+    shell._showtraceback = lambda etype, value, stb: shown.append(shell.InteractiveTB.stb2text(stb))
+    shell.run_cell("from course_lib import checkers\n"
+                   "def rnn_cell(input, hx, w_ih, w_hh, b_ih, b_hh):\n"
+                   "    return (input @ w_ih.T + b_ih + hx @ w_hh.T + b_hh).relu()\n"
+                   "checkers.check_rnn_cell(rnn_cell)\n")
+    (text,) = [re.sub(r"\x1b\[[0-9;]*m", "", t) for t in shown]      # without the colours
+    assert "checkers.check_rnn_cell(rnn_cell)" in text and "relu is used instead of tanh" in " ".join(text.split())
+    assert "course_lib/checkers" not in text and "_core.py" not in text, text
+    message = text[text.index("CheckFailed: rnn_cell"):]
+    assert max(len(line) for line in message.splitlines()) <= 80, message   # whole in a terminal's Validate

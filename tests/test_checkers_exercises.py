@@ -181,9 +181,78 @@ def _train(x, y, *, epochs=5, lr=1e-2):
     return tuple(params)                    # nn.Parameter objects, as a student returns them
 
 
+def _train_returns_weights_from_before(x, y):
+    """Trains (one epoch, the loss goes down) but returns clones taken before the loop."""
+    torch.manual_seed(0)
+    lstm, head = nn.LSTM(1, 16, batch_first=True), nn.Linear(16, 1)
+    params = [lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0, head.weight, head.bias]
+    result = tuple(p.detach().clone() for p in params)      # bug: copied before training
+    opt = torch.optim.Adam(params, lr=1e-2)
+    for idx in torch.randperm(len(x)).split(32):
+        loss = nn.functional.mse_loss(head(lstm(x[idx])[0][:, -1]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return result
+
+
 @pytest.mark.slow
 def test_training_reaches_or_misses_the_target():
+    """Does a trained forecaster pass, and is an undertrained one told it is above the seasonal-naive baseline?"""
     checkers.check_training(_train, target_mse=0.03)
-    assert "above the target" in failure(checkers.check_training, lambda x, y: _train(x, y, epochs=1, lr=1e-4))
+    checkers.check_training(lambda x, y: _train(x, y, epochs=10))
+    base = checkers.forecast_baselines()
+    assert base["seasonal naive"] < base["last value"]
+    assert "above the seasonal-naive baseline" in failure(checkers.check_training,
+                                                          lambda x, y: _train(x, y, epochs=1, lr=1e-4))
+    assert "above the target 0.03" in failure(checkers.check_training, lambda x, y: _train(x, y, epochs=1, lr=1e-4),
+                                              target_mse=0.03)
     assert "expected a tuple (w_ih, w_hh, b_ih, b_hh, w_out, b_out)" in failure(
         checkers.check_training, lambda x, y: _train(x, y)[:5])
+
+
+def test_training_that_returns_weights_from_before_the_loop_is_told_so():
+    """A training function that clones the weights before its loop must not be told to train longer (issue 18)."""
+    msg = failure(checkers.check_training, _train_returns_weights_from_before)
+    assert "look like the weights before training" in msg, msg
+    assert "Return the parameters after the training loop" in msg, msg
+
+
+def forecasts_from_h_n(weights, x):
+    """Applies the head to h_n, (num_layers, N, H): a forecast of shape (1, N, 1)."""
+    lstm, head = _model(weights)
+    with torch.no_grad():
+        _, (h_n, _) = lstm(x)
+        return head(h_n)
+
+
+def test_forecaster_head_on_h_n_is_told_about_the_layer_axis():
+    """Is a head applied to h_n told about h_n's layer axis, not about a forecast for every time step (issue 18)?"""
+    msg = failure(checkers.check_forecaster, forecasts_from_h_n)
+    assert "h_n" in msg and "layer axis" in msg and "every time step" not in msg, msg
+
+
+@pytest.mark.parametrize("fn, words", [
+    (lambda kind, i, b: _largest_under(kind, i, b, strict=True), "use <= where you used <"),
+    (lambda kind, i, b: _largest_under(kind, i, b) + 1, "smallest size that exceeds the budget"),
+    (lambda kind, i, b: _largest_under({"gru": "lstm", "lstm": "gru"}[kind], i, b), "other kind"),
+    (lambda kind, i, b: float(_largest_under(kind, i, b)), "an int"),
+    (not_written, "not implemented yet"),
+])
+def test_hidden_for_budget_names_the_mistake(fn, words):
+    assert words in failure(checkers.check_hidden_for_budget, fn)
+
+
+def _largest_under(kind, input_size, budget, strict=False):
+    module = {"gru": nn.GRU, "lstm": nn.LSTM}[kind]
+    H = 0
+    while True:
+        n = sum(p.numel() for p in module(input_size, H + 1).parameters())
+        if n > budget or (strict and n == budget):
+            return H
+        H += 1
+
+
+def test_hidden_for_budget_accepts_the_largest_size_within_the_budget(capsys):
+    checkers.check_hidden_for_budget(_largest_under)
+    assert "largest hidden size within the budget" in capsys.readouterr().out

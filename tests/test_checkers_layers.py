@@ -53,8 +53,8 @@ def test_correct_layers_pass(kind, fn, capsys):
     assert CHECKS[kind](fn) is None
     state = "hx" if kind == "lstm" else "h0"
     assert capsys.readouterr().out == (
-        f"{kind}_layer: correct on 3 random cases (length=4, batch=3, input=4, hidden=5, and one with "
-        f"input=hidden=5; {state} given and None).\n")
+        f"{kind}_layer: correct on 5 random cases (length=4, batch=3, input=4, hidden=5, and one with "
+        f"input=hidden=5; {state} given and None; and batch=1, length=1).\n")
 
 
 @pytest.mark.parametrize("kind", CHECKS)
@@ -123,3 +123,37 @@ def test_output_as_a_list_of_steps():
         return list(out), h_n
     msg = W.failure_message(check_rnn_layer, layer)
     assert "rnn_layer: output is a list of 4 items where a single tensor is expected (torch.stack turns" in msg
+
+
+@pytest.mark.parametrize("kind,fn,phrase", [(k, f, p) for k, rows in W.LOOP_MISTAKES.items() for f, p in rows],
+                         ids=lambda v: None)
+def test_wrong_loop_around_a_right_cell_is_told_about_the_loop(kind, fn, phrase):
+    """Is a layer whose cell is right but whose loop is wrong told what is wrong with the loop, never to fix the
+    cell (issue 18)?"""
+    msg = W.failure_message(CHECKS[kind], fn)
+    assert phrase in msg, msg
+    assert f"check_{kind}_cell" not in msg, msg
+
+
+def test_cell_bug_is_still_blamed_on_the_cell():
+    """Does a correct loop around a cell that no catalogue entry describes still send the student to the cell?"""
+    def odd_cell(x, h, w_ih, w_hh, b_ih, b_hh):
+        return torch.tanh(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh) * 0.9
+    msg = W.failure_message(check_rnn_layer, W.layer_from_cell(odd_cell))
+    assert "run check_rnn_cell on your cell" in msg, msg
+
+
+@pytest.mark.parametrize("kind", CHECKS)
+def test_visible_check_has_batch_one_and_length_one(kind, capsys):
+    """Does the visible check itself run a batch of 1 and a sequence of length 1, so that a layer that squeezes
+    fails in Validate and not only at grading?"""
+    CHECKS[kind](CORRECT[kind][0])
+    assert "batch=1, length=1" in capsys.readouterr().out
+
+
+def test_rerun_hint_reproduces_a_hidden_failure():
+    """Does a failure of a check called with options end with the exact call that reproduces it?"""
+    bad = W.LOOP_MISTAKES["rnn"][-1][0]           # squeezes: fails only on batch 1
+    msg = W.failure_message(check_rnn_layer, bad, seed=5, batch=1, length=9)
+    assert msg.endswith("To rerun this check in your notebook: checkers.check_rnn_layer(layer, seed=5, batch=1, "
+                        "length=9)."), msg

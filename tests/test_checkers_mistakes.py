@@ -6,6 +6,7 @@
 3. Every entry is named for at least one student-style wrong implementation in ``wrong_impls.py``.
 """
 import functools
+import inspect
 
 import pytest
 import torch
@@ -137,7 +138,7 @@ def _table(name):
         return check, W.CELL_MISTAKES[kind]
     if what == "layer":
         lifted = [(W.layer_from_cell(f, lstm=kind == "lstm"), p) for f, p in W.CELL_MISTAKES[kind]]
-        return check, W.LAYER_MISTAKES[kind] + lifted
+        return check, W.LAYER_MISTAKES[kind] + W.LOOP_MISTAKES[kind] + lifted
     if what == "backward":
         return check, W.BACKWARD_MISTAKES[kind]
     return check, {"attention": W.ATTENTION_MISTAKES, "clip_grad_norm": W.CLIP_MISTAKES}[name]
@@ -161,3 +162,39 @@ def test_every_mistake_is_named_for_some_wrong_implementation(name):
     for m in ex.mistakes:
         stands_in = SHADOWED.get(name, {}).get(m.label)
         assert (stands_in or m.label) in text, f"{name}: no wrong implementation is named {m.label!r}"
+
+
+@pytest.mark.parametrize("checker,fn,phrase", W.OTHER_MISTAKES, ids=lambda v: getattr(v, "__name__", None))
+def test_issue18_mistakes_get_the_right_message(checker, fn, phrase):
+    """Is each realistic mistake that once got a misleading message, or passed, now told what is wrong?"""
+    options = {"kind": "gru"} if checker == "check_parameter_count" else {}
+    msg = W.failure_message(getattr(checkers, checker), fn, **options)
+    assert phrase in msg, msg
+
+
+def test_parameter_count_names_a_mistake_only_if_it_fits_every_size():
+    """A recurrent matrix sized H x H_in coincides with 'no biases' at the first size: is 'biases' kept out?"""
+    msg = W.failure_message(checkers.check_parameter_count, W.count_recurrent_h_by_h_in, kind="gru")
+    assert "biases were left out" not in msg, msg
+
+
+def test_layer_mistake_is_named_only_if_it_fits_every_case():
+    """A layer right on the first case and wrong on a later one must not be named after a mistake that would have
+    been wrong on the first case too."""
+    def layer(xs, h0, w_ih, w_hh, b_ih, b_hh):
+        out, h_n = W.layer_from_cell(W._rnn_step)(xs, h0, w_ih, w_hh, b_ih, b_hh)
+        if h0 is None:                                     # wrong only when h0 is None: restarts from zeros
+            out, h_n = W._h_layer_restart(W._rnn_step, from_zeros=True)(xs, h0, w_ih, w_hh, b_ih, b_hh)
+        return out, h_n
+    msg = W.failure_message(checkers.check_rnn_layer, layer)
+    assert "every step starts again from zeros" not in msg, msg
+
+
+@pytest.mark.parametrize("checker,fn", W.UNUSUAL_CORRECT, ids=lambda v: getattr(v, "__name__", None))
+def test_unusual_but_correct_implementations_pass(checker, fn):
+    """Does every correct implementation, however unusually written, pass (no correct one loses points)?"""
+    options = {"kind": "gru"} if checker == "check_parameter_count" else {}
+    check = getattr(checkers, checker)
+    check(fn, **options)
+    if "seed" in inspect.signature(check).parameters:
+        check(fn, seed=3, **options)

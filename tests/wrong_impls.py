@@ -930,6 +930,124 @@ def rnn_cell_turns_grad_off(input, hx, w_ih, w_hh, b_ih, b_hh):
     return torch.tanh(input @ w_ih.T + b_ih + hx @ w_hh.T + b_hh)
 
 
+# ============================================================================ loops that are wrong around a right cell
+# (issue 18: a layer whose cell is right but whose loop is not must hear about the loop, not the cell)
+
+def _loop(step, lstm, *, read="t", backwards=False, flip_back=False, ignore_start="", stack="time",
+          prepend=False, squeeze=False):
+    """A student's layer around a correct step; each one-bug function below switches on one keyword."""
+    def layer(xs, hx, w_ih, w_hh, b_ih, b_hh):
+        L, N, H = xs.shape[0], xs.shape[1], w_hh.shape[1]
+        if lstm:
+            h, c = hx if hx is not None else (torch.zeros(N, H), torch.zeros(N, H))
+            if "h" in ignore_start:
+                h = torch.zeros(N, H)
+            if "c" in ignore_start:
+                c = torch.zeros(N, H)
+        else:
+            h = torch.zeros(N, H) if hx is None or ignore_start else hx
+        hs = []
+        for t in (reversed(range(L)) if backwards else range(L)):
+            x = {"t": xs[t], "first": xs[0], "last": xs[-1], "previous": xs[max(t - 1, 0)]}[read]
+            if lstm:
+                h, c = step(x, (h, c), w_ih, w_hh, b_ih, b_hh)
+            else:
+                h = step(x, h, w_ih, w_hh, b_ih, b_hh)
+            if prepend:
+                hs.insert(0, h)
+            else:
+                hs.append(h)
+        if flip_back:
+            hs = hs[::-1]
+        if stack == "batch":
+            output = torch.stack(hs, dim=1).reshape(L, N, H)     # bug: view as (L, N, H) after stacking on dim 1
+        elif stack == "cat":
+            output = torch.cat(hs, dim=1).view(L, N, H)
+        else:
+            output = torch.stack(hs)
+        if squeeze:
+            output, h = output.squeeze(), h.squeeze()
+        return output, ((h, c) if lstm else h)
+    return layer
+
+
+_STEPS = {"rnn": _rnn_step, "gru": _gru_step, "lstm": _lstm_step}
+
+
+def loop_mistakes(kind):
+    """(wrong layer, phrase of the message) for the loop bugs of issue 18, for one kind of layer."""
+    lstm = kind == "lstm"
+    step = _STEPS[kind]
+    rows = [
+        (_loop(step, lstm, read="first"), "time index is not advanced"),
+        (_loop(step, lstm, read="last"), "time index is not advanced"),
+        (_loop(step, lstm, backwards=True), "read backwards"),
+        (_loop(step, lstm, backwards=True, flip_back=True), "read backwards"),
+        (_loop(step, lstm, ignore_start="hc"), "initial state is ignored"),
+        (_loop(step, lstm, stack="batch"), "wrong axis"),
+        (_loop(step, lstm, stack="cat"), "wrong axis"),
+        # not in the catalogue: the message must still point at the loop, never at the cell
+        (_loop(step, lstm, read="previous"), "loop feeds the cell the wrong time step"),
+        (_loop(step, lstm, prepend=True), "look at how output is assembled"),
+        (_loop(step, lstm, squeeze=True), "batch=1"),
+    ]
+    if lstm:
+        rows += [(_loop(step, lstm, ignore_start="h"), "initial hidden state h0 is ignored"),
+                 (_loop(step, lstm, ignore_start="c"), "initial cell state c0 is ignored")]
+    return rows
+
+
+LOOP_MISTAKES = {kind: loop_mistakes(kind) for kind in ("rnn", "lstm", "gru")}
+
+
+# ============================================================================ issue 18: other classes
+
+def count_recurrent_h_by_h_in(input_size, hidden_size, num_layers):
+    """Sizes each recurrent matrix H x H_in (coincides with 'no biases' at the first size the checker tries)."""
+    total = 0
+    for k in range(num_layers):
+        n_in = input_size if k == 0 else hidden_size
+        total += 3 * (hidden_size * n_in + hidden_size * n_in + 2 * hidden_size)
+    return total
+
+
+def clip_divides_by_bare_norm(grads, max_norm):
+    total = math.sqrt(sum(float((g ** 2).sum()) for g in grads))
+    scale = min(1.0, max_norm / total)                     # bug: ZeroDivisionError when every gradient is 0
+    return [g * scale for g in grads], total
+
+
+def clip_normalises_then_rescales(grads, max_norm):
+    total = torch.sqrt(sum((g ** 2).sum() for g in grads))
+    return [g / total * torch.clamp(total, max=max_norm) for g in grads]   # bug: 0 / 0 = NaN
+
+
+def attention_softmax_by_hand(q, k, v, causal=False):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if causal:
+        L, S = scores.shape[-2:]
+        scores = scores.masked_fill(torch.ones(L, S, dtype=torch.bool).triu(1), float("-inf"))
+    e = scores.exp()                                       # bug: no max subtraction, overflows for large scores
+    return (e / e.sum(-1, keepdim=True)) @ v
+
+
+def attention_squeezes(q, k, v, causal=False):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if causal:
+        L, S = scores.shape[-2:]
+        scores = scores.masked_fill(torch.ones(L, S, dtype=torch.bool).triu(1), float("-inf"))
+    return (scores.softmax(-1) @ v).squeeze()              # bug: drops the batch axis when N = 1
+
+
+OTHER_MISTAKES = [   # (checker name, wrong implementation, a phrase its message must contain)
+    ("check_parameter_count", count_recurrent_h_by_h_in, "counted as H × H_in"),
+    ("check_clip_grad_norm", clip_divides_by_bare_norm, "global norm is 0"),
+    ("check_clip_grad_norm", clip_normalises_then_rescales, "global norm is 0"),
+    ("check_attention", attention_softmax_by_hand, "Subtract each row's maximum"),
+    ("check_attention", attention_squeezes, "batch=1"),
+]
+
+
 # ============================================================================ which message names which bug
 # (wrong implementation, a phrase its message must contain). Phrases are taken from what a student
 # should read, so a reworded label that loses the point makes the tests fail.
@@ -1069,3 +1187,152 @@ def failure_message(check, fn, **options) -> str:
         raise AssertionError(f"{check.__name__} accepted {getattr(fn, '__name__', fn)}")
     assert "\n" not in message, message
     return message
+
+
+# ============================================================================ unusual but correct (must pass)
+
+def ok_rnn_cell_linear(input, hx, w_ih, w_hh, b_ih, b_hh):
+    return torch.tanh(torch.nn.functional.linear(input, w_ih, b_ih) + torch.nn.functional.linear(hx, w_hh, b_hh))
+
+
+def ok_rnn_cell_concatenated(input, hx, w_ih, w_hh, b_ih, b_hh):
+    return torch.tanh(torch.cat([input, hx], dim=1) @ torch.cat([w_ih, w_hh], dim=1).T + (b_ih + b_hh))
+
+
+def ok_lstm_cell_sliced_float64(input, hx, w_ih, w_hh, b_ih, b_hh):
+    h, c = (t.double() for t in hx)
+    x, H = input.double(), hx[0].shape[1]
+    a = x @ w_ih.double().T + b_ih.double() + h @ w_hh.double().T + b_hh.double()
+    i, f, g, o = (a[:, k * H:(k + 1) * H] for k in range(4))
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return [(torch.sigmoid(o) * torch.tanh(c_new)).float(), c_new.float()]       # a list is a fine pair
+
+
+def ok_gru_cell_einsum(input, hx, w_ih, w_hh, b_ih, b_hh):
+    gi = torch.einsum("ni,gi->ng", input, w_ih) + b_ih
+    gh = torch.einsum("nh,gh->ng", hx, w_hh) + b_hh
+    H = hx.shape[1]
+    r = torch.sigmoid(gi[:, :H] + gh[:, :H])
+    z = torch.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+    n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+    return torch.lerp(n, hx, z)                            # (1 - z) n + z h
+
+
+def ok_rnn_layer_preallocated(xs, h0, w_ih, w_hh, b_ih, b_hh):
+    L, N, H = xs.shape[0], xs.shape[1], w_hh.shape[0]
+    out = xs.new_empty(L, N, H)
+    h = h0 if h0 is not None else xs.new_zeros(N, H)
+    for t, x in enumerate(xs.unbind(0)):
+        h = _rnn_step(x, h, w_ih, w_hh, b_ih, b_hh)
+        out[t] = h
+    return out, out[-1].clone()
+
+
+def ok_rnn_layer_numpy(xs, h0, w_ih, w_hh, b_ih, b_hh):
+    xs, w_ih, w_hh, b_ih, b_hh = (t.numpy() for t in (xs, w_ih, w_hh, b_ih, b_hh))
+    h = np.zeros((xs.shape[1], w_hh.shape[0]), dtype=np.float32) if h0 is None else h0.numpy()
+    hs = []
+    for x in xs:
+        h = np.tanh(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
+        hs.append(h)
+    return np.stack(hs).astype(np.float32), h.astype(np.float32)
+
+
+def ok_gru_layer_cat(xs, h0, w_ih, w_hh, b_ih, b_hh):
+    h = torch.zeros(xs.shape[1], w_hh.shape[1]) if h0 is None else h0
+    out = None
+    for x in xs:
+        h = _gru_step(x, h, w_ih, w_hh, b_ih, b_hh)
+        out = h[None] if out is None else torch.cat([out, h[None]], dim=0)
+    return out, h
+
+
+def ok_lstm_layer_recursive(xs, hx, w_ih, w_hh, b_ih, b_hh):
+    if hx is None:
+        z = torch.zeros(xs.shape[1], w_hh.shape[1])
+        hx = (z, z)
+    h, c = _lstm_step(xs[0], hx, w_ih, w_hh, b_ih, b_hh)
+    if len(xs) == 1:
+        return h[None], (h, c)
+    rest, last = ok_lstm_layer_recursive(xs[1:], (h, c), w_ih, w_hh, b_ih, b_hh)
+    return torch.cat([h[None], rest]), last
+
+
+def ok_attention_einsum_stable(q, k, v, causal=False):
+    s = torch.einsum("nld,nsd->nls", q, k) / q.shape[-1] ** 0.5
+    if causal:
+        s = torch.where(torch.ones(s.shape[-2:], dtype=torch.bool).tril(), s, torch.tensor(float("-inf")))
+    e = (s - s.amax(-1, keepdim=True)).exp()
+    return torch.einsum("nls,nsd->nld", e / e.sum(-1, keepdim=True), v)
+
+
+def ok_attention_additive_mask(q, k, v, causal=False):
+    s = q @ k.mT * q.shape[-1] ** -0.5
+    if causal:
+        s = s + torch.full(s.shape[-2:], -1e9).triu(1)     # a large negative number instead of -inf
+    return torch.softmax(s, dim=-1) @ v
+
+
+def ok_clip_guarded(grads, max_norm):
+    total = torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads]))
+    if total > max_norm:
+        return [g * (max_norm / total) for g in grads]
+    return [g.clone() for g in grads]
+
+
+def ok_clip_numpy_norm(grads, max_norm):
+    total = float(np.sqrt(sum(np.sum(g.numpy().astype(np.float64) ** 2) for g in grads)))
+    factor = min(1.0, max_norm / (total + 1e-6))
+    return [g * factor for g in grads], np.float64(total)
+
+
+def ok_count_closed_form(input_size, hidden_size, num_layers):
+    H = hidden_size
+    return 3 * (H * input_size + H * H + 2 * H) + (num_layers - 1) * 3 * (2 * H * H + 2 * H)
+
+
+def ok_norms_retain_grad(xs, h0, w_ih, w_hh, b_ih, b_hh):
+    h = h0.clone().requires_grad_()
+    hs = []
+    with torch.enable_grad():
+        for x in xs:
+            h = _rnn_step(x, h, w_ih, w_hh, b_ih, b_hh)
+            h.retain_grad()
+            hs.append(h)
+        hs[-1].sum().backward()
+    return torch.stack([s.grad.norm() for s in hs])
+
+
+def ok_forecaster_h_n(weights, x):
+    w_ih, w_hh, b_ih, b_hh, w_out, b_out = weights
+    lstm = torch.nn.LSTM(1, w_hh.shape[1], batch_first=True)
+    with torch.no_grad():
+        for p, w in zip(lstm.parameters(), (w_ih, w_hh, b_ih, b_hh)):
+            p.copy_(w)
+        _, (h_n, _) = lstm(x)
+        return h_n[-1] @ w_out.T + b_out                   # the last layer's state, (N, H)
+
+
+def ok_rnn_backward_dict(xs, h0, w_ih, w_hh, b_ih, b_hh, grad_hs):
+    """BPTT that collects the per-step contributions and sums them at the end, returned as a dict."""
+    hs = _rnn_forward(xs, h0, w_ih, w_hh, b_ih, b_hh)
+    das, dh = [None] * len(xs), torch.zeros_like(h0)
+    for t in range(len(xs) - 1, -1, -1):
+        das[t] = (grad_hs[t] + dh) * (1 - hs[t + 1] ** 2)
+        dh = das[t] @ w_hh
+    da = torch.stack(das)                                  # (L, N, H)
+    db = da.sum(dim=(0, 1))
+    return {"xs": da @ w_ih, "h0": dh, "w_ih": torch.einsum("lnh,lni->hi", da, xs),
+            "w_hh": torch.einsum("lnh,lnk->hk", da, torch.stack(hs[:-1])), "b_ih": db, "b_hh": db.clone()}
+
+
+UNUSUAL_CORRECT = [   # (checker name, correct implementation written an unusual way)
+    ("check_rnn_cell", ok_rnn_cell_linear), ("check_rnn_cell", ok_rnn_cell_concatenated),
+    ("check_lstm_cell", ok_lstm_cell_sliced_float64), ("check_gru_cell", ok_gru_cell_einsum),
+    ("check_rnn_layer", ok_rnn_layer_preallocated), ("check_rnn_layer", ok_rnn_layer_numpy),
+    ("check_gru_layer", ok_gru_layer_cat), ("check_lstm_layer", ok_lstm_layer_recursive),
+    ("check_attention", ok_attention_einsum_stable), ("check_attention", ok_attention_additive_mask),
+    ("check_clip_grad_norm", ok_clip_guarded), ("check_clip_grad_norm", ok_clip_numpy_norm),
+    ("check_parameter_count", ok_count_closed_form), ("check_state_gradient_norms", ok_norms_retain_grad),
+    ("check_forecaster", ok_forecaster_h_n), ("check_rnn_backward", ok_rnn_backward_dict),
+]

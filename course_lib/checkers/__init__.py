@@ -15,8 +15,9 @@ and, when the answer matches a known mistake, the name of that mistake::
 - :mod:`.attention`  ``check_attention``
 - :mod:`.clipping`   ``check_clip_grad_norm``
 - :mod:`.gradients`  ``check_state_gradient_norms`` (how dL/dh_t fades with the lag)
-- :mod:`.counting`   ``check_parameter_count``
+- :mod:`.counting`   ``check_parameter_count``, ``check_hidden_for_budget`` (equal parameter budgets)
 - :mod:`.keras_torch` ``check_forecaster``, ``check_torch_to_keras_weights``, ``check_training``
+  (and ``forecast_baselines``, the lookups a trained forecaster must beat)
 - :mod:`.mistakes`   the catalogue of named mistakes the messages draw on
 - :mod:`._core`      calling the student's code safely, reading its result as clean tensors, comparing
 - :mod:`._engine`    the grading loop and the wording of a wrong answer
@@ -26,9 +27,9 @@ from .attention import check_attention
 from .backward import check_lstm_backward, check_rnn_backward
 from .cells import check_gru_cell, check_lstm_cell, check_rnn_cell
 from .clipping import check_clip_grad_norm
-from .counting import check_parameter_count
+from .counting import check_hidden_for_budget, check_parameter_count
 from .gradients import check_state_gradient_norms
-from .keras_torch import check_forecaster, check_torch_to_keras_weights, check_training
+from .keras_torch import check_forecaster, check_torch_to_keras_weights, check_training, forecast_baselines
 from .layers import check_gru_layer, check_lstm_layer, check_rnn_layer
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "check_rnn_layer", "check_lstm_layer", "check_gru_layer",
     "check_rnn_backward", "check_lstm_backward",
     "check_attention", "check_clip_grad_norm",
-    "check_state_gradient_norms", "check_parameter_count",
+    "check_state_gradient_norms", "check_parameter_count", "check_hidden_for_budget",
     "check_forecaster", "check_torch_to_keras_weights", "check_training",
+    "forecast_baselines",
 ]

@@ -20,7 +20,9 @@ import functools
 import inspect
 import math
 import os
+import textwrap
 import traceback
+import types
 from dataclasses import dataclass
 from typing import Any, Callable, NoReturn, Sequence
 
@@ -29,7 +31,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "CheckFailed", "Leaf", "Mismatch", "student_facing", "fail", "positive_int", "Randn", "describe",
+    "CheckFailed", "Leaf", "Mismatch", "student_facing", "rerun_call", "fail", "positive_int", "Randn", "describe",
     "check_callable", "call_student", "unpack_nested", "as_clean_tensor", "check_finite", "compare", "matches",
 ]
 
@@ -47,6 +49,33 @@ class CheckFailed(AssertionError):
         super().__init__(message)
         self.mistakes = tuple(mistakes)
 
+    def _render_traceback_(self) -> list[str]:
+        """How IPython (a notebook, nbgrader's Validate) shows this error: the student's own frames and the
+        message, without the checker's insides (IPython calls this hook on an exception that has it)."""
+        from IPython import get_ipython
+        shell = get_ipython()
+        # The message wrapped at 80 columns, so that `nbgrader validate` in a terminal, which cuts long lines,
+        # shows all of it; the text is the same.
+        head = f"{type(self).__name__}: "
+        wrapped = textwrap.fill(str(self), 80, initial_indent=" " * len(head), break_long_words=False,
+                                break_on_hyphens=False)[len(head):]
+        return shell.InteractiveTB.structured_traceback(type(self), type(self)(wrapped),
+                                                        _outside_checkers(self.__traceback__))
+
+
+def _outside_checkers(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """The traceback ``tb`` without the frames of this package's modules."""
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    kept = []
+    while tb is not None:
+        if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(here):
+            kept.append(tb)
+        tb = tb.tb_next
+    out = None
+    for t in reversed(kept):
+        out = types.TracebackType(out, t.tb_frame, t.tb_lasti, t.tb_lineno)
+    return out
+
 
 def fail(message: str, mistakes: Sequence[str] = ()) -> NoReturn:
     """Stop the check with one message (no chained traceback from inside the checker).
@@ -59,16 +88,30 @@ def fail(message: str, mistakes: Sequence[str] = ()) -> NoReturn:
 def student_facing(check: Callable) -> Callable:
     """Make a public checker raise its ``CheckFailed`` from its own frame only.
 
-    A student sees the message and one line of the checker, not the helper calls behind it.
+    A student sees their own cell and the message: the wrapper's frame sets ``__tracebackhide__``,
+    which IPython (and pytest) honour, and the helper calls behind it are cut off. When the check
+    was called with options (a hidden test's ``seed=``, ``batch=``...), the message ends with the
+    call that reproduces it, so the student can rerun exactly that case in the notebook.
     """
     @functools.wraps(check)
     def wrapper(*args, **kwargs):
+        __tracebackhide__ = True  # noqa: F841 - read by IPython's traceback formatter
         try:
             return check(*args, **kwargs)
         except CheckFailed as exc:
-            message, mistakes = str(exc), exc.mistakes
-        raise CheckFailed(message, mistakes) from None
+            message, extra = str(exc), dict(vars(exc))
+        if kwargs:
+            message += f" To rerun this check in your notebook: {rerun_call(check.__name__, args, kwargs)}."
+        new = CheckFailed(message)
+        vars(new).update(extra)          # anything a checker attached to the exception travels on
+        raise new from None
     return wrapper
+
+
+def rerun_call(checker: str, args: tuple, kwargs: dict) -> str:
+    """``checkers.check_rnn_layer(rnn_layer, seed=5, batch=1)``: the call a student types to rerun a check."""
+    names = [getattr(a, "__name__", "your_function") if callable(a) else repr(a) for a in args]
+    return f"checkers.{checker}({', '.join(names + [f'{k}={v!r}' for k, v in kwargs.items()])})"
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -373,6 +416,9 @@ def _shape_hint(got: tuple, want: tuple) -> str:
         return " — the axes are the wrong way round (check the order of each matmul)"
     if sorted(got) == sorted(want):
         return " — the right sizes in the wrong order of axes"
+    if len(got) < len(want) and tuple(s for s in got if s != 1) == tuple(s for s in want if s != 1):
+        return (" — an axis of size 1 is missing: squeeze() drops every axis of size 1, the batch axis too when "
+                "the batch holds one sample; use squeeze(dim) on the axis you mean, or index it")
     if tuple(s for s in got if s != 1) == tuple(s for s in want if s != 1):
         return " — an axis of size 1 too many or too few"
     if math.prod(got) == math.prod(want):

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from ._core import (Leaf, Mismatch, as_clean_tensor, call_student, check_callable, check_finite, compare, fail,
+from ._core import (CheckFailed, Leaf, Mismatch, as_clean_tensor, call_student, check_callable, check_finite, compare, fail,
                     matches, mismatch_str, position_str)
 
 __all__ = ["Mistake", "Case", "Exercise", "run_exercise", "explain", "Diagnosis", "success"]
@@ -89,15 +89,12 @@ def oracle_leaves(ex: Exercise, result: Any, case: Case) -> list[Tensor]:
 def run_exercise(fn: Any, ex: Exercise, cases: Sequence[Case]) -> None:
     """Grade ``fn`` on every case; fail with one message at the first problem."""
     check_callable(fn, ex.name, ex.params, ex.call_kwargs)
-    for case in cases:
-        result = call_student(fn, ex.name, case.args, case.kwargs, note=case.note, error_hint=ex.error_hint)
-        raw = ex.unpack(result, case)
-        got = [as_clean_tensor(r, leaf, ex.name) for r, leaf in zip(raw, case.leaves)]
-        for t, leaf in zip(got, case.leaves):
-            check_finite(t, leaf, ex.name, ex.finite_hint(case) if ex.finite_hint else "")
+    for k, case in enumerate(cases):
+        result, got = _run_case(fn, ex, case)
         mism = [compare(g, e, ex.atol, ex.rtol) for g, e in zip(got, case.expected)]
         if any(m is not None for m in mism):
-            fail(explain(ex, case, got, mism))
+            others = [(c, _quiet_leaves(fn, ex, c)) for j, c in enumerate(cases) if j != k]
+            fail(explain(ex, case, got, mism, others))
         if ex.after is not None:
             ex.after(result, case)
 
@@ -114,8 +111,35 @@ def _naming(message: str, mistakes: Sequence[Mistake]) -> Diagnosis:
     return out
 
 
-def explain(ex: Exercise, case: Case, got: list[Tensor], mism: list[Mismatch | None]) -> str:
+def _run_case(fn: Any, ex: Exercise, case: Case) -> tuple[Any, list[Tensor]]:
+    """Call ``fn`` on one case and read its result as clean, finite tensors (or fail saying why not)."""
+    result = call_student(fn, ex.name, case.args, case.kwargs, note=case.note, error_hint=ex.error_hint)
+    try:
+        raw = ex.unpack(result, case)
+        got = [as_clean_tensor(r, leaf, ex.name) for r, leaf in zip(raw, case.leaves)]
+        for t, leaf in zip(got, case.leaves):
+            check_finite(t, leaf, ex.name, ex.finite_hint(case) if ex.finite_hint else "")
+    except CheckFailed as exc:                  # say which case, so that the student can rerun it
+        message = str(exc)
+        fail(message if f"case: {case.label}" in message else f"{message} (case: {case.label}.)")
+    return result, got
+
+
+def _quiet_leaves(fn: Any, ex: Exercise, case: Case) -> list[Tensor] | None:
+    """The student's answer on another case, for cross-checking a named mistake; None if it is unusable."""
+    try:
+        return _run_case(fn, ex, case)[1]
+    except CheckFailed:
+        return None
+
+
+def explain(ex: Exercise, case: Case, got: list[Tensor], mism: list[Mismatch | None],
+            others: Sequence[tuple[Case, list[Tensor] | None]] = ()) -> str:
     """The message for wrong values: a named mistake if one fits, else where and a hint.
+
+    A mistake is named only if it accounts for the student's answer on every case: on the failing
+    ``case`` and on each of ``others`` (the other cases with the student's answers there, ``None``
+    where the answer could not be read), so a coincidence at one size never names the wrong mistake.
 
     A named mistake's label is also in the result's ``mistakes`` (a :class:`Diagnosis`).
     """
@@ -125,13 +149,13 @@ def explain(ex: Exercise, case: Case, got: list[Tensor], mism: list[Mismatch | N
     evidence = (f"{leaf.what} differs by up to {m.max_err:.3g} at {position_str(leaf.axes, m.index)}; "
                 f"case: {case.label}")
     verb = "differs" if len(wrong) == 1 else "differ"
-    named = _whole_match(ex, case, got)
+    named = _whole_match(ex, case, got, others)
     if named is not None:
         return _naming(f"{ex.name}: {named.label}. {_names(case, wrong)} {verb} from {ex.oracle_name}"
                        f"{_right_str(case, mism, ', while ')}, exactly as that mistake makes "
                        f"{'it' if len(wrong) == 1 else 'them'}. {named.hint} ({evidence}.)", [named])
     if ex.per_leaf_mistakes:
-        per_leaf = _leaf_matches(ex, case, got, wrong)
+        per_leaf = _leaf_matches(ex, case, got, wrong, others)
         if per_leaf:
             groups: dict[int, tuple[Mistake, list[int]]] = {}
             for i, mistake in per_leaf:
@@ -176,23 +200,41 @@ def _mistake_leaves(ex: Exercise, m: Mistake, case: Case) -> list[Tensor] | None
     return leaves
 
 
-def _whole_match(ex: Exercise, case: Case, got: list[Tensor]) -> Mistake | None:
+def _agrees_elsewhere(ex: Exercise, m: Mistake, others, idx: Sequence[int] | None = None) -> bool:
+    """Does mistake ``m`` give the student's answer (the leaves ``idx``, all by default) on every other case?"""
+    for other, answer in others:
+        if answer is None:
+            continue
+        leaves = _mistake_leaves(ex, m, other)
+        if leaves is None:
+            return False
+        pick = range(len(leaves)) if idx is None else idx
+        if not all(bool(torch.isfinite(leaves[i]).all()) for i in pick):
+            continue            # the mistake predicts no usable answer there (NaN), so that case says nothing
+        if not matches([answer[i] for i in pick], [leaves[i] for i in pick], ex.atol, ex.rtol):
+            return False
+    return True
+
+
+def _whole_match(ex: Exercise, case: Case, got: list[Tensor], others=()) -> Mistake | None:
     for m in ex.mistakes:
         leaves = _mistake_leaves(ex, m, case)
         if leaves is not None and matches(got, leaves, ex.atol, ex.rtol) \
-                and not matches(leaves, case.expected, ex.atol, ex.rtol):
+                and not matches(leaves, case.expected, ex.atol, ex.rtol) and _agrees_elsewhere(ex, m, others):
             return m
     return None
 
 
-def _leaf_matches(ex: Exercise, case: Case, got: list[Tensor], wrong: list[int]) -> list[tuple[int, Mistake]]:
+def _leaf_matches(ex: Exercise, case: Case, got: list[Tensor], wrong: list[int],
+                  others=()) -> list[tuple[int, Mistake]]:
     found: dict[int, Mistake] = {}
     for m in ex.mistakes:
         leaves = _mistake_leaves(ex, m, case)
         if leaves is None:
             continue
         for i in wrong:
-            if i not in found and compare(got[i], leaves[i], ex.atol, ex.rtol) is None:
+            if i not in found and compare(got[i], leaves[i], ex.atol, ex.rtol) is None \
+                    and _agrees_elsewhere(ex, m, others, [i]):
                 found[i] = m
     return sorted(found.items())
 

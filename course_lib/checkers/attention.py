@@ -4,7 +4,8 @@ The student's function is ``attention(q, k, v, causal=False) -> output`` with ``
 ``k`` (N, S, d_k), ``v`` (N, S, d_v) and output (N, L, d_v). The oracle is
 ``torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)``. One case is
 non-causal with more keys than queries (S != L, so a softmax over the wrong axis still has the right
-shape and is recognised), two are causal (S == L).
+shape and is recognised), two are causal (S == L), and the last has batch 1 and scores of about 150,
+where a softmax computed as exp(s) / Σ exp(s) overflows in float32 (torch's stays finite).
 """
 from __future__ import annotations
 
@@ -23,7 +24,16 @@ _FINITE_CAUSAL = ("With causal=True, a row of scores that is -inf everywhere tur
                   "the past instead of the future? (Mask with triu(1): True strictly above the diagonal.)")
 
 
+LARGE = 150.0     # the size of the scores in the last case
+_FINITE_LARGE = (f"The scores q kᵀ / sqrt(d_k) in this case are about {LARGE:g}: exp of them overflows to inf in float32 "
+                 f"and inf / inf is NaN. Subtract each row's maximum before exp (softmax(s) = softmax(s - max s) "
+                 f"changes nothing else), as torch.softmax does.")
+
+
 def _diagnose(case: Case, got, mism) -> str:
+    if case.extra["large"]:
+        return ("Only the case with large scores is wrong: compute the softmax so that it stays exact when the scores "
+                "are large (subtract each row's maximum, or use torch.softmax).")
     if case.kwargs["causal"]:
         return ("The non-causal case is right, so look at the mask: with causal=True query t may attend to "
                 "keys 0..t only, by setting later scores to -inf before the softmax.")
@@ -36,12 +46,19 @@ def build(seed: int = 0, batch: int = 2, length: int = 5, d_k: int = 8, d_v: int
         positive_int(k, v)
     rand = Randn(seed)
     cases = []
-    for causal, S in ((False, length + 2), (True, length), (True, length)):
+    for causal, S, N, large in ((False, length + 2, batch, False), (True, length, batch, False),
+                                (True, length, batch, False), (False, length + 2, 1, True)):
         L = length
-        args = {"q": rand(batch, L, d_k), "k": rand(batch, S, d_k), "v": rand(batch, S, d_v)}
-        leaf = Leaf("output", (("batch", batch), ("query", L), ("d_v", d_v)))
-        case = Case(args, [leaf], [], f"batch={batch}, queries={L}, keys={S}, d_k={d_k}, d_v={d_v}, "
-                    f"causal={causal}, seed={seed}", kwargs={"causal": causal})
+        args = {"q": rand(N, L, d_k), "k": rand(N, S, d_k), "v": rand(N, S, d_v)}
+        if large:   # a shared direction u adds about LARGE to every score: exp overflows in float32
+            u = rand(d_k)
+            u = u / u.norm()
+            a = (LARGE * d_k ** 0.5) ** 0.5
+            args = {"q": args["q"] + a * u, "k": args["k"] + a * u, "v": 0.1 * args["v"]}
+        leaf = Leaf("output", (("batch", N), ("query", L), ("d_v", d_v)))
+        case = Case(args, [leaf], [], f"batch={N}, queries={L}, keys={S}, d_k={d_k}, d_v={d_v}, "
+                    f"causal={causal}{f', scores about {LARGE:g}' if large else ''}, seed={seed}",
+                    kwargs={"causal": causal}, extra={"large": large})
         q, k, v = case.args64().values()
         case.expected = [F.scaled_dot_product_attention(q, k, v, is_causal=causal)]
         cases.append(case)
@@ -49,7 +66,8 @@ def build(seed: int = 0, batch: int = 2, length: int = 5, d_k: int = 8, d_v: int
         result, "output", "attention").values()), mistakes.ATTENTION, _diagnose,
         call_kwargs={"causal": False}, oracle_name="torch's scaled_dot_product_attention",
         error_hint="Check the shapes: scores = q @ k.transpose(-2, -1) is (N, L, S), and weights @ v is (N, L, d_v).",
-        finite_hint=lambda case: _FINITE_CAUSAL if case.kwargs["causal"] else "")
+        finite_hint=lambda case: _FINITE_LARGE if case.extra["large"] else _FINITE_CAUSAL if case.kwargs["causal"]
+        else "")
     return ex, cases
 
 
@@ -62,4 +80,5 @@ def check_attention(fn: Any, *, seed: int = 0, batch: int = 2, length: int = 5, 
     ex, cases = build(seed, batch, length, d_k, d_v)
     run_exercise(fn, ex, cases)
     success("attention", len(cases), f"batch={batch}, length={length}, d_k={d_k}, d_v={d_v}; "
-            f"causal and not, with {length + 2} keys in the non-causal case")
+            f"causal and not, with {length + 2} keys in the non-causal case; and batch=1 with scores about "
+            f"{LARGE:g}")

@@ -5,8 +5,9 @@ by ``min(1, max_norm / (total_norm + 1e-6))`` with ``total_norm = sqrt(Σ_k ‖g
 return ``(list, total_norm)``, in which case the norm is checked too. The caller's tensors (and
 list) must be left as they were. The oracle is ``torch.nn.utils.clip_grad_norm_`` applied to clones.
 
-Three cases: a global norm well above ``max_norm``; one below it (nothing may change); one where a
-single tensor dominates (so clipping each tensor on its own gives a different answer).
+Four cases: a global norm well above ``max_norm``; one below it (nothing may change); one where a
+single tensor dominates (so clipping each tensor on its own gives a different answer); and all-zero
+gradients (norm 0, where dividing by the bare norm fails and ``clip_grad_norm_`` returns zeros).
 """
 from __future__ import annotations
 
@@ -83,24 +84,32 @@ def _check_norm(result: Any, case: Case) -> None:
              f"together before clipping, sqrt(Σ_k ‖g_k‖²) (case: {case.label}).")
 
 
+_ZERO = ("Every gradient is zero here, so the global norm is 0 (it happens: a parameter the loss does not reach): "
+         "clip_grad_norm_ returns zeros, and so must yours; divide by norm + 1e-6 as in the formula, never by the "
+         "bare norm.")
+
+
 def build(seed: int = 0) -> tuple[Exercise, list[Case]]:
     """The clipping exercise and its three random cases, with torch's answers already computed."""
     rand = Randn(seed)
     cases = []
-    for kind, scales in (("above", (1.0, 1.0, 1.0)), ("below", (1.0, 1.0, 1.0)), ("one large", (3.0, 0.2, 0.2))):
+    for kind, scales in (("above", (1.0, 1.0, 1.0)), ("below", (1.0, 1.0, 1.0)), ("one large", (3.0, 0.2, 0.2)),
+                         ("zero", (0.0, 0.0, 0.0))):
         grads = [rand(*shape, scale=s) for shape, s in zip(SHAPES, scales)]
         total = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads))
-        max_norm = {"above": 1.0, "below": round(1.5 * total, 2), "one large": 2.0}[kind]
+        max_norm = {"above": 1.0, "below": round(1.5 * total, 2), "one large": 2.0, "zero": 1.0}[kind]
         leaves = [Leaf(f"clipped grads[{i}]", tuple(zip(_AXES, shape))) for i, shape in enumerate(SHAPES)]
         case = Case({"grads": grads, "max_norm": max_norm}, leaves, [],
-                    f"{len(grads)} tensors of shapes {', '.join(map(str, SHAPES))}, global norm {total:.3g}, "
-                    f"max_norm={max_norm:g}, seed={seed}")
+                    f"{len(grads)} tensors of shapes {', '.join(map(str, SHAPES))}, global norm {total:.3g}"
+                    f"{' (every gradient is zero)' if kind == 'zero' else ''}, max_norm={max_norm:g}, seed={seed}",
+                    note=_ZERO if kind == "zero" else "")
         case.expected, case.extra["norm"] = _oracle(grads, max_norm)
         cases.append(case)
     ex = Exercise(NAME, ("grads", "max_norm"), _unpack, mistakes.CLIP,
                   lambda case, got, mism: ("Scale every tensor by the same factor min(1, max_norm / total_norm), "
                                            "total_norm = sqrt(Σ_k ‖g_k‖²)."),
-                  oracle_name="torch.nn.utils.clip_grad_norm_", after=_check_norm)
+                  oracle_name="torch.nn.utils.clip_grad_norm_", after=_check_norm,
+                  finite_hint=lambda case: case.note)
     return ex, cases
 
 
@@ -112,4 +121,4 @@ def check_clip_grad_norm(fn: Any, *, seed: int = 0) -> None:
     """
     ex, cases = build(seed)
     run_exercise(fn, ex, cases)
-    success(NAME, len(cases), f"{len(SHAPES)} gradient tensors; global norm above and below max_norm")
+    success(NAME, len(cases), f"{len(SHAPES)} gradient tensors; global norm above and below max_norm, and 0")

@@ -1,10 +1,16 @@
-"""Checker for counting the parameters of a recurrent layer: ``check_parameter_count``.
+"""Checkers for counting the parameters of a recurrent layer: ``check_parameter_count`` and
+``check_hidden_for_budget``.
 
 The student's function is ``count(input_size, hidden_size, num_layers) -> int``, the number of
 parameters of ``nn.RNN``/``nn.GRU``/``nn.LSTM`` (``kind``) with those sizes. The oracle is the
 module itself, ``sum(p.numel() for p in module.parameters())``, so the answer is PyTorch's count:
 G gate blocks (RNN 1, GRU 3, LSTM 4), each with an input matrix, a recurrent matrix and two biases,
 and layers above the first reading the layer below's h_t (input size H there).
+
+``check_hidden_for_budget`` grades ``fn(kind, input_size, budget) -> int``, the largest hidden size H
+whose one-layer ``nn.GRU``/``nn.LSTM`` (``kind`` "gru" or "lstm") has at most ``budget`` parameters:
+what an experiment that compares the two at an equal budget needs. The oracle counts the modules'
+own parameters.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from torch import nn
 
 from ._core import call_student, check_callable, fail, student_facing
 
-__all__ = ["check_parameter_count"]
+__all__ = ["check_parameter_count", "check_hidden_for_budget"]
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 MODULES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -23,13 +29,17 @@ GATE_NAMES = {"rnn": "one block", "gru": "3 gate blocks (r, z, n)", "lstm": "4 g
 SIZES = ((3, 5, 1), (10, 20, 2), (7, 4, 3))   # (input_size, hidden_size, num_layers); H < H_in in the last
 
 
-def _count(G: int, H_in: int, H: int, layers: int, *, biases: int = 2, recurrent: bool = True,
+def _count(G: int, H_in: int, H: int, layers: int, *, biases: int = 2, recurrent: str = "H",
            upper_in: str = "H", only_first: bool = False) -> int:
-    """Parameters of a G-block recurrent stack, with switches for the mistakes."""
+    """Parameters of a G-block recurrent stack, with switches for the mistakes.
+
+    ``recurrent``: the size of each recurrent matrix, "H" (H × H, correct), "none" or "H_in" (H × H_in).
+    """
     total = 0
     for k in range(1 if only_first else layers):
         n_in = H_in if k == 0 or upper_in == "H_in" else H
-        total += G * (H * n_in + (H * H if recurrent else 0) + biases * H)
+        rec = {"H": H * H, "none": 0, "H_in": H * n_in}[recurrent]
+        total += G * (H * n_in + rec + biases * H)
     return total
 
 
@@ -40,7 +50,9 @@ def _mistakes(kind: str) -> list[tuple[str, Callable[[int, int, int], int]]]:
          "LSTM and for a GRU with reset_after=False)", lambda i, h, n: _count(G, i, h, n, biases=1)),
         ("the biases were left out; each gate block has two, b_ih and b_hh, of size H",
          lambda i, h, n: _count(G, i, h, n, biases=0)),
-        ("the recurrent matrices W_hh (H × H per block) were left out", lambda i, h, n: _count(G, i, h, n, recurrent=False)),
+        ("the recurrent matrices W_hh (H × H per block) were left out", lambda i, h, n: _count(G, i, h, n, recurrent="none")),
+        ("each recurrent matrix W_hh was counted as H × H_in; it maps h_{t-1} (H values) to H values, so it is "
+         "H × H", lambda i, h, n: _count(G, i, h, n, recurrent="H_in")),
         ("every layer was counted with input_size inputs; the layers above the first read the hidden state of "
          "the layer below, so their input size is hidden_size", lambda i, h, n: _count(G, i, h, n, upper_in="H_in")),
         ("only the first layer was counted; multiply out every one of the num_layers layers",
@@ -63,20 +75,94 @@ def check_parameter_count(fn: Any, kind: str = "gru") -> None:
         raise ValueError(f"kind must be one of {sorted(GATES)}, got {kind!r}")
     name = getattr(fn, "__name__", "count")
     check_callable(fn, name, ("input_size", "hidden_size", "num_layers"))
+    answers, expected = [], []
     for H_in, H, layers in SIZES:
         got = call_student(fn, name, {"input_size": H_in, "hidden_size": H, "num_layers": layers})
-        expected = sum(p.numel() for p in MODULES[kind](H_in, H, num_layers=layers).parameters())
         call = f"{name}({H_in}, {H}, {layers})"
         if isinstance(got, bool) or not isinstance(got, numbers.Integral):
             fail(f"{name}: {call} returned {got!r} ({type(got).__name__}); expected a whole number, an int.")
-        if int(got) == expected:
-            continue
-        for label, wrong in _mistakes(kind):
-            if wrong(H_in, H, layers) == int(got):
-                fail(f"{name}: {call} returned {int(got)}, nn.{kind.upper()} has {expected}: {label}.", (label,))
+        answers.append(int(got))
+        expected.append(sum(p.numel() for p in MODULES[kind](H_in, H, num_layers=layers).parameters()))
+    wrong = [k for k in range(len(SIZES)) if answers[k] != expected[k]]
+    if wrong:
+        k = wrong[0]
+        (H_in, H, layers), got, want = SIZES[k], answers[k], expected[k]
+        call = f"{name}({H_in}, {H}, {layers})"
+        right = [f"{name}{SIZES[j]}" for j in range(len(SIZES)) if j not in wrong]
+        also = f" ({', '.join(right)} {'is' if len(right) == 1 else 'are'} right)" if right else ""
+        # A mistake is named only if it gives the student's number at every size, not at one by coincidence.
+        for label, count in _mistakes(kind):
+            if all(count(*size) == a for size, a in zip(SIZES, answers)):
+                fail(f"{name}: {call} returned {got}, nn.{kind.upper()} has {want}{also}: {label}.", (label,))
         G = GATES[kind]
-        fail(f"{name}: {call} returned {int(got)}, but nn.{kind.upper()}({H_in}, {H}, num_layers={layers}) has "
-             f"{expected} parameters. Per layer: {G} blocks × (H·H_in + H·H + 2H), with H_in = input_size in the "
+        fail(f"{name}: {call} returned {got}, but nn.{kind.upper()}({H_in}, {H}, num_layers={layers}) has "
+             f"{want} parameters{also}. Per layer: {G} blocks × (H·H_in + H·H + 2H), with H_in = input_size in the "
              f"first layer and H_in = hidden_size above it.")
     print(f"{name}: matches nn.{kind.upper()} for {len(SIZES)} sizes (1 to 3 layers, hidden larger and smaller "
           f"than the input).")
+
+
+BUDGET_CASES = (("gru", 1, 1000), ("lstm", 1, 1000), ("gru", 1, 390), ("lstm", 8, 5000), ("gru", 3, 20000),
+                ("lstm", 2, 40))   # 390 is exactly nn.GRU(1, 10)'s count: "at most" includes it
+
+
+def _module_count(kind: str, H_in: int, H: int) -> int:
+    return sum(p.numel() for p in MODULES[kind](H_in, H).parameters())
+
+
+def _largest(count: Callable[[int], int], budget: int, strict: bool = False) -> int:
+    """The largest H >= 1 with count(H) <= budget (< with ``strict``), or 0 if none."""
+    H = 0
+    while count(H + 1) < budget or (not strict and count(H + 1) == budget):
+        H += 1
+    return H
+
+
+def _budget_mistakes() -> list[tuple[str, Callable[[str, int, int], int]]]:
+    one = lambda kind, i, b, **kw: _largest(lambda h: _count(GATES[kind], i, h, 1, **kw), b)  # noqa: E731
+    other = {"gru": "lstm", "lstm": "gru"}
+    return [
+        ("the count must stay at most the budget (<=), and a size whose count equals the budget is allowed: "
+         "use <= where you used <", lambda kind, i, b: _largest(lambda h: _count(GATES[kind], i, h, 1), b, strict=True)),
+        ("this is the smallest size that exceeds the budget, one too many: return the last H that still fits",
+         lambda kind, i, b: one(kind, i, b) + 1),
+        ("one bias vector per gate block was counted; nn.GRU and nn.LSTM keep two (b_ih and b_hh)",
+         lambda kind, i, b: one(kind, i, b, biases=1)),
+        ("the gate blocks of the other kind were counted (an LSTM has 4 blocks i, f, g, o; a GRU 3, r, z, n)",
+         lambda kind, i, b: one(other[kind], i, b)),
+    ]
+
+
+@student_facing
+def check_hidden_for_budget(fn: Any) -> None:
+    """Grade ``fn(kind, input_size, budget) -> int``: the largest H whose one-layer nn.GRU/nn.LSTM has at most
+    ``budget`` parameters. Prints one line on success; raises :class:`CheckFailed` with what to fix otherwise.
+    """
+    name = getattr(fn, "__name__", "hidden_for_budget")
+    check_callable(fn, name, ("kind", "input_size", "budget"))
+    answers, expected = [], []
+    for kind, H_in, budget in BUDGET_CASES:
+        got = call_student(fn, name, {"kind": kind, "input_size": H_in, "budget": budget})
+        call = f"{name}({kind!r}, {H_in}, {budget})"
+        if isinstance(got, bool) or not isinstance(got, numbers.Integral):
+            fail(f"{name}: {call} returned {got!r} ({type(got).__name__}); expected a whole number, an int.")
+        answers.append(int(got))
+        expected.append(_largest(lambda h: _module_count(kind, H_in, h), budget))
+    wrong = [k for k in range(len(BUDGET_CASES)) if answers[k] != expected[k]]
+    if not wrong:
+        print(f"{name}: the largest hidden size within the budget, for nn.GRU and nn.LSTM, in {len(BUDGET_CASES)} "
+              f"cases (one budget met exactly).")
+        return
+    k = wrong[0]
+    kind, H_in, budget = BUDGET_CASES[k]
+    got, want = answers[k], expected[k]
+    call = f"{name}({kind!r}, {H_in}, {budget})"
+    got_count = _module_count(kind, H_in, got) if got >= 1 else 0
+    detail = (f"{call} returned {got}, whose nn.{kind.upper()}({H_in}, {got}) has {got_count} parameters; expected "
+              f"{want} ({_module_count(kind, H_in, want)} parameters, while {want + 1} would need "
+              f"{_module_count(kind, H_in, want + 1)})")
+    for label, wrong_fn in _budget_mistakes():
+        if all(wrong_fn(*case) == a for case, a in zip(BUDGET_CASES, answers)):
+            fail(f"{name}: {detail}: {label}.")
+    fail(f"{name}: {detail}. A one-layer nn.{kind.upper()} has {GATES[kind]} blocks × (H·H_in + H·H + 2H) "
+         f"parameters; increase H while that stays at most the budget.")

@@ -30,7 +30,7 @@ def norms_variant(xs, h0, w_ih, w_hh, b_ih, b_hh, *, wrt: str = "h", reduce: str
                   order: str = "time", power: int = 1, shift: bool = False) -> torch.Tensor:
     """``‖∂s/∂h_t‖`` for every step by autograd, with switches for the mistakes.
 
-    ``wrt`` "h" (states) or "x" (inputs); ``reduce`` how h_L becomes a scalar ("sum" or "mean");
+    ``wrt`` "h" (states) or "x" (inputs); ``reduce`` how h_{L-1} becomes a scalar ("sum" or "mean");
     ``order`` "time" or "reversed"; ``power`` 1 (norm) or 2 (squared norm); ``shift`` measures
     h_{t-1} instead of h_t (h0 first, the last state left out).
     """
@@ -64,7 +64,8 @@ MISTAKES: tuple[Mistake, ...] = (
     _m("these are the gradients with respect to the inputs x_t, not the hidden states h_t",
        "Differentiate with respect to each hidden state h_t you computed (keep them in a list), not the inputs.",
        wrt="x"),
-    _m("h_L is averaged (mean) instead of summed", "The scalar is s = h_L.sum(), over the batch and the units.",
+    _m("the last state h_{L-1} is averaged (mean) instead of summed",
+       "The scalar is s = h_{L-1}.sum(), over the batch and the units (h_{L-1} is the state after the last step).",
        reduce="mean"),
     _m("these are squared norms", "Return the Euclidean norm ‖∂s/∂h_t‖ (g.norm()), not its square.", power=2),
 )
@@ -72,7 +73,7 @@ MISTAKES: tuple[Mistake, ...] = (
 
 def _diagnose(case: Case, got, mism) -> str:
     N, H = case.args["h0"].shape
-    return (f"norms[-1] should be sqrt(N·H) = {float(N * H) ** 0.5:.4g}, the norm of ∂s/∂h_L (all ones); "
+    return (f"norms[-1] should be sqrt(N·H) = {float(N * H) ** 0.5:.4g}, the norm of ∂s/∂h_{L-1} (all ones); "
             f"each earlier norm comes from the chain rule through the steps in between. Measure with autograd: "
             f"make h0 a leaf that requires grad, keep every h_t, then torch.autograd.grad(h_t_list[-1].sum(), "
             f"h_t_list).")

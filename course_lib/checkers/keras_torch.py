@@ -14,7 +14,7 @@ windows, forecasts), so the same checks run in the notebook and in a sandboxed g
   :func:`course_lib.convert.reference_to_keras`.
 - ``check_training(fn)``: ``fn(x_train, y_train) -> weights`` trains a fresh forecaster on windows of the
   course's seasonal series (made here from ``seed``); the forecaster holding those weights must reach a
-  validation mean squared error below ``target_mse``.
+  validation mean squared error below the seasonal-naive baseline (``forecast_baselines``), or ``target_mse``.
 
 Keras runs on its PyTorch backend and is imported only when a checker needs it.
 """
@@ -34,7 +34,7 @@ from ._core import (Leaf, Randn, as_clean_tensor, call_student, check_callable, 
                     student_facing, unpack_nested)
 from ._engine import Case, Exercise, Mistake, run_exercise
 
-__all__ = ["check_forecaster", "check_torch_to_keras_weights", "check_training"]
+__all__ = ["check_forecaster", "check_torch_to_keras_weights", "check_training", "forecast_baselines"]
 
 
 def _keras():
@@ -105,6 +105,11 @@ def check_forecaster(fn: Any, *, seed: int = 0, hidden_size: int = 4, batch: int
 
     def unpack(result: Any, case: Case) -> list[Any]:
         shape = tuple(getattr(result, "shape", ()))
+        N, L = case.args["x"].shape[:2]
+        if len(shape) == 3 and shape[0] == 1 and shape[1:] == (N, 1) and (N, L) != (1, 1):
+            fail(f"{name}: the model returned {shape}: the head was applied to h_n, whose first axis is the LSTM's "
+                 f"layer axis (num_layers, batch, hidden), not to a (batch, hidden) state. Use h_n[-1], the last "
+                 f"layer's state (or out[:, -1]), to get a (batch, 1) forecast.")
         if len(shape) == 3:
             fail(f"{name}: the model returned {shape}, a forecast for every time step; the forecaster reads only "
                  f"the last step, giving (batch, 1) (in torch apply the head to out[:, -1]; in Keras keep the "
@@ -212,6 +217,21 @@ def forecast_data(seed: int = 0, n_steps: int = 1000, window: int = 24) -> tuple
     return (*data.windows(train_part, window), *data.windows(val_part, window))
 
 
+PERIOD = 24   # the seasonal series' daily rhythm, in steps (course_lib.data.seasonal_series)
+
+
+def forecast_baselines(seed: int = 0) -> dict[str, float]:
+    """Validation MSE of the two lookups any forecaster must beat, on the windows of :func:`forecast_data`.
+
+    ``"last value"``: the next value is the window's last one, ``x[:, -1]``. ``"seasonal naive"``: the next
+    value is the one a period (24 steps) before it, ``x[:, -24]``, the value the window starts with.
+    """
+    _, _, x_val, y_val = forecast_data(seed)
+    y = y_val.double()
+    return {"last value": float(((x_val[:, -1].double() - y) ** 2).mean()),
+            "seasonal naive": float(((x_val[:, -PERIOD].double() - y) ** 2).mean())}
+
+
 _WEIGHT_NAMES = ("w_ih", "w_hh", "b_ih", "b_hh", "w_out", "b_out")
 
 
@@ -237,28 +257,42 @@ def _trained_weights(result: Any, name: str) -> tuple[Tensor, ...]:
 
 
 @student_facing
-def check_training(fn: Any, *, seed: int = 0, target_mse: float = 0.03) -> None:
+def check_training(fn: Any, *, seed: int = 0, target_mse: float | None = None) -> None:
     """Grade ``fn(x_train, y_train) -> (w_ih, w_hh, b_ih, b_hh, w_out, b_out)``: train a fresh forecaster.
 
     The data are the windows of :func:`forecast_data` (``seed`` draws the series' noise). The forecaster
     holding the returned weights (run by the reference) must reach a validation mean squared error below
-    ``target_mse``. Raises :class:`CheckFailed` with what to fix otherwise.
+    ``target_mse``, by default the seasonal-naive baseline of :func:`forecast_baselines` (a model that
+    does worse than looking up the value a period back has learnt nothing worth having). Raises
+    :class:`CheckFailed` with what to fix otherwise.
     """
     name = _name(fn, "train")
     check_callable(fn, name, ("x_train", "y_train"))
     x_train, y_train, x_val, y_val = forecast_data(seed)
+    base = forecast_baselines(seed)
+    naive, seasonal = base["last value"], base["seasonal naive"]
+    target = seasonal if target_mse is None else target_mse
+    what = f"the seasonal-naive baseline {seasonal:.4g}" if target_mse is None else f"the target {target_mse:g}"
     with torch.enable_grad():
         result = call_student(fn, name, {"x_train": x_train, "y_train": y_train})
     weights = _trained_weights(result, name)
     with torch.no_grad():
         pred = forecaster_variant(tuple(w.double() for w in weights), x_val.double())   # (n_val, 1)
     mse = float(((pred - y_val.double()) ** 2).mean())
-    naive = float(((x_val[:, -1].double() - y_val.double()) ** 2).mean())    # "the next value = the last one"
     if not math.isfinite(mse):
         fail(f"{name}: the trained weights give NaN or inf forecasts: training diverged. Lower the learning rate "
              f"or clip the gradients.")
-    if mse >= target_mse:
-        fail(f"{name}: with the weights you return, the validation MSE is {mse:.4g}, above the target "
-             f"{target_mse:g} (repeating the last value of each window scores {naive:.4g}). Train for more "
-             f"epochs, or with a larger learning rate, and check that the loss goes down.")
-    print(f"{name}: validation MSE {mse:.4g} < target {target_mse:g} (repeating the last value scores {naive:.4g}).")
+    H = weights[1].shape[1]
+    if mse >= target and all(float(w.abs().max()) <= 1 / H ** 0.5 for w in weights):
+        fail(f"{name}: with the weights you return, the validation MSE is {mse:.4g}, above {what}, and every "
+             f"weight still lies within ±1/sqrt(H) = ±{1 / H ** 0.5:.3g}, the range PyTorch draws initial weights "
+             f"from: these look like the weights before training. Return the parameters after the training loop "
+             f"(a p.detach().clone() taken before the loop keeps the initial values) and check that the optimizer "
+             f"was given model.parameters(); if you do both, training moved the weights very little: train for "
+             f"more epochs, or with a larger learning rate.")
+    if mse >= target:
+        fail(f"{name}: with the weights you return, the validation MSE is {mse:.4g}, above {what} (repeating the "
+             f"last value of each window scores {naive:.4g}, the value one period back {seasonal:.4g}). Train for "
+             f"more epochs, or with a larger learning rate, and check that the loss goes down.")
+    print(f"{name}: validation MSE {mse:.4g} < {what} (repeating the last value scores {naive:.4g}, the value "
+          f"one period back {seasonal:.4g}).")

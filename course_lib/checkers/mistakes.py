@@ -105,24 +105,35 @@ def gru_variant(input, hx, w_ih, w_hh, b_ih, b_hh, *, order="rzn", cand_act=tanh
 # ----------------------------------------------------------------------------- a whole sequence
 
 def layer_variant(xs, hx, w_ih, w_hh, b_ih, b_hh, *, cell: Callable, lstm: bool, carry_h="carry",
-                  carry_c="carry", output_c=False, shift_output=False, h_n_first=False, return_cn_hn=False):
+                  carry_c="carry", output_c=False, shift_output=False, h_n_first=False, return_cn_hn=False,
+                  start="given", read="t", order="forward", stack="time"):
     """Unroll ``cell`` over time-major ``xs`` (L, N, H_in) like the layer exercises do.
 
     ``carry_h``/``carry_c``: "carry" (correct), "init" (every step restarts from h0/c0) or
-    "zeros" (every step restarts from zeros).
+    "zeros" (every step restarts from zeros). ``start``: "given" (correct), "zeros" (the given
+    initial state is ignored), "h_zeros"/"c_zeros" (only h0/only c0 ignored). ``read``: which
+    input step t reads, "t" (correct), "first" (xs[0] every time) or "last" (xs[-1] every time).
+    ``order``: "forward" (correct), "backward" (the loop runs from t = L-1 down to 0 and output is
+    stacked in that order) or "backward_flipped" (the same, output put back in time order).
+    ``stack``: "time" (correct, ``torch.stack(hs)``) or "batch_reshape" (``torch.stack(hs, dim=1)``
+    reshaped to (L, N, H); ``torch.cat(hs, dim=1)`` holds the same numbers in the same order).
     """
-    N, H = xs.shape[1], w_hh.shape[1]
+    L, N, H = xs.shape[0], xs.shape[1], w_hh.shape[1]
     zeros = xs.new_zeros(N, H)
     if lstm:
         h0, c0 = (zeros, zeros) if hx is None else hx
     else:
         h0, c0 = (zeros if hx is None else hx), zeros
-    start = {"carry": None, "init": (h0, c0), "zeros": (zeros, zeros)}
+    h0 = zeros if start in ("zeros", "h_zeros") else h0
+    c0 = zeros if start in ("zeros", "c_zeros") else c0
+    begin = {"carry": None, "init": (h0, c0), "zeros": (zeros, zeros)}
     h, c = h0, c0
     hs, cs, firsts = [], [], None
-    for x_t in xs.unbind(0):
-        h_in = h if carry_h == "carry" else start[carry_h][0]
-        c_in = c if carry_c == "carry" else start[carry_c][1]
+    steps = range(L) if order == "forward" else range(L - 1, -1, -1)
+    for t in steps:
+        x_t = xs[{"t": t, "first": 0, "last": L - 1}[read]]
+        h_in = h if carry_h == "carry" else begin[carry_h][0]
+        c_in = c if carry_c == "carry" else begin[carry_c][1]
         if lstm:
             h, c = cell(x_t, (h_in, c_in), w_ih, w_hh, b_ih, b_hh)
         else:
@@ -131,7 +142,10 @@ def layer_variant(xs, hx, w_ih, w_hh, b_ih, b_hh, *, cell: Callable, lstm: bool,
         cs.append(c)
         firsts = firsts or (h, c)
     seq = cs if output_c else hs
-    output = torch.stack([h0] + seq[:-1] if shift_output else seq)   # (L, N, H)
+    seq = [h0] + seq[:-1] if shift_output else seq
+    seq = seq[::-1] if order == "backward_flipped" else seq
+    output = {"time": lambda: torch.stack(seq),                                   # (L, N, H)
+              "batch_reshape": lambda: torch.stack(seq, dim=1).reshape(L, N, H)}[stack]()
     h_n, c_n = firsts if h_n_first else (h, c)
     if not lstm:
         return output, h_n
@@ -358,6 +372,13 @@ def _lift(cell_mistakes, lstm: bool) -> tuple[Mistake, ...]:
 
 _CARRY = "The state after step t is the state the cell receives at step t+1."
 _H_N = "h_n is the hidden state after the last step, the same tensor as output[-1]."
+_START = ("Start the loop from the state you are given (h0, or hx = (h0, c0) for the LSTM) and use zeros only "
+          "when it is None.")
+_READ = "Step t reads the input xs[t]: loop `for x_t in xs:` or index xs[t] with the loop's own t."
+_ORDER_T = ("A layer reads the sequence forwards, t = 0, 1, ..., L-1: output[t] is the state after reading xs[0] "
+            "... xs[t], and h_n the state after xs[L-1].")
+_STACK = ("Collect h_t in a list and use torch.stack(hs) (dim=0, time first): reshape and view never move data "
+          "between axes, they only relabel it.")
 _SHIFT = "output[t] is h_t, the state after reading x_t, for t = 0 ... L-1; h0 itself is not part of output."
 
 
@@ -374,8 +395,29 @@ def _layer(cell, lstm: bool) -> tuple[Mistake, ...]:
         Mistake("output is shifted by one step: it starts with h0 and misses the last step", _SHIFT,
                 functools.partial(lv, shift_output=True)),
     ]
+    start = "h0 and c0 are" if lstm else "h0 is"
+    out += [
+        Mistake(f"the given initial state is ignored: the loop starts from zeros even when {start} given",
+                _START, functools.partial(lv, start="zeros")),
+        Mistake("every step reads the same input xs[0]: the time index is not advanced", _READ,
+                functools.partial(lv, read="first")),
+        Mistake("every step reads the same input xs[-1] (the last step): the time index is not advanced", _READ,
+                functools.partial(lv, read="last")),
+        Mistake("the sequence is read backwards, from xs[L-1] down to xs[0]", _ORDER_T,
+                functools.partial(lv, order="backward")),
+        Mistake("the sequence is read backwards, from xs[L-1] down to xs[0] (output was then put back in time "
+                "order, but each state has seen the wrong inputs)", _ORDER_T,
+                functools.partial(lv, order="backward_flipped")),
+        Mistake("output is stacked along the wrong axis: the states were stacked after the batch axis "
+                "(torch.stack(hs, dim=1), or torch.cat(hs, dim=1)) and then reshaped to (L, N, H), which mixes "
+                "time steps and samples", _STACK, functools.partial(lv, stack="batch_reshape")),
+    ]
     if lstm:
         out += [
+            Mistake("the initial hidden state h0 is ignored: the loop starts from h = 0 even when hx is given",
+                    _START, functools.partial(lv, start="h_zeros")),
+            Mistake("the initial cell state c0 is ignored: the loop starts from c = 0 even when hx is given",
+                    _START, functools.partial(lv, start="c_zeros")),
             Mistake("the cell state c is not carried from one step to the next: every step starts again from c0",
                     _CARRY, functools.partial(lv, carry_c="init")),
             Mistake("the cell state c is not carried from one step to the next: every step starts again from zeros, "
