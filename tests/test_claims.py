@@ -30,6 +30,12 @@ def test_from_rate(rate, word):
     assert from_rate(rate, "tanh RNN at T=10").word == word
 
 
+def test_from_rate_short_of_the_claim_never_holds_fully():
+    """Runs that tested gaps up to 99 steps cannot make "remembers 100 steps and more" hold outright."""
+    assert from_rate(1.0, "LSTM at T=100", short_of_claim=True).word == PARTLY
+    assert from_rate(0.0, "LSTM at T=100", short_of_claim=True).word == FAILS
+
+
 def test_from_rate_refuses_a_count_for_a_share():
     """A count of seeds (3) instead of a share (0.6) is an error, not a verdict."""
     with pytest.raises(ValueError, match=r"share of seeds in \[0, 1\]"):
@@ -174,7 +180,8 @@ def test_untestable_says_what_would_test_it():
 
 def test_spread_text():
     """The median with the range over seeds, the range dropped when it is one value at this precision."""
-    assert spread([0.003, 0.004, 0.006]).text() == "0.004 (0.003-0.006)"
+    assert spread([0.003, 0.004, 0.006]).text() == "0.004 (0.003 to 0.006)"
+    assert spread([-0.02, 0.01]).text(".2f") == "-0.01 (-0.02 to 0.01)"      # a negative end stays readable
     assert spread([0.0041, 0.0042]).text() == "0.004"
 
 
