@@ -347,10 +347,12 @@ def untestable(what_would_test: str) -> Verdict:
 _WORD_CLASS = {HOLDS: "holds", PARTLY: "partly", FAILS: "fails", UNTESTABLE: "untestable"}
 
 
-def verdict_table_html(findings: Sequence[Finding]) -> str:
+def verdict_table_html(findings: Sequence[Finding], titles: Mapping[str, str] | None = None) -> str:
     """The page's verdict table as HTML: claim, article, verdict, the number behind it, and a link
-    to the section (``#anchor``). Every cell is escaped; the verdict cell carries a class named
-    after its word (``verdict-holds``, ``verdict-partly``, ``verdict-fails``, ``verdict-untestable``)."""
+    to the section (``#anchor``), named by ``titles[anchor]`` (else "section"). Every cell is
+    escaped; the verdict cell carries a class named after its word (``verdict-holds``,
+    ``verdict-partly``, ``verdict-fails``, ``verdict-untestable``)."""
+    titles = titles or {}
     rows = []
     for f in findings:
         word = f.verdict.word
@@ -360,7 +362,7 @@ def verdict_table_html(findings: Sequence[Finding]) -> str:
             f"<td>{html.escape(f.article)}</td>"
             f'<td class="verdict-{_WORD_CLASS[word]}"><strong>{html.escape(word)}</strong></td>'
             f"<td>{html.escape(f.verdict.number)}</td>"
-            f'<td><a href="#{html.escape(f.section, quote=True)}">section</a></td>'
+            f'<td><a href="#{html.escape(f.section, quote=True)}">{html.escape(titles.get(f.section, "section"))}</a></td>'
             "</tr>")
     head = "".join(f'<th scope="col">{h}</th>' for h in ("Claim", "Article", "Verdict", "The number behind it", "Tested in"))
     return (f'<table class="claims-verdicts"><thead><tr>{head}</tr></thead>'

@@ -193,3 +193,5 @@ def test_verdict_table_html_escapes_and_links():
     assert table.count("<tr>") == 3                              # header + two rows
     assert "LSTM &lt;4x&gt; RNN" in table and "<4x>" not in table
     assert 'href="#claims-parameters"' in table and 'class="verdict-untestable"' in table
+    named = verdict_table_html(rows, {"claims-parameters": "Parameters"})
+    assert '<a href="#claims-parameters">Parameters</a>' in named and '<a href="#claims-transformers">section</a>' in named
