@@ -85,6 +85,10 @@ class ModelConfig:
     max_len      the longest sequence the transformer's learned positions cover
     recurrent_init_scale  multiplies the recurrent weights W_hh after PyTorch's initialisation
                  (above 1 puts a tanh RNN in the exploding-gradient regime; recurrent kinds only)
+    recurrent_init  ``"default"`` (PyTorch's uniform +-1/sqrt(H)) or ``"identity"`` (plain RNN only:
+                 W_hh = I and b_hh = 0, so that at the start h_t carries h_{t-1} forward unchanged
+                 up to the non-linearity; with ``nonlinearity="relu"`` this is Le et al.'s IRNN, 2015)
+    nonlinearity ``"tanh"`` or ``"relu"`` (plain RNN only), as ``nn.RNN`` takes it
     """
 
     kind: str = "lstm"
@@ -97,6 +101,8 @@ class ModelConfig:
     n_heads: int = 4
     max_len: int = 1024
     recurrent_init_scale: float = 1.0
+    recurrent_init: str = "default"
+    nonlinearity: str = "tanh"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -114,6 +120,13 @@ class ModelConfig:
             raise ValueError(f"recurrent_init_scale must be positive, got {self.recurrent_init_scale!r}")
         if self.kind == "transformer" and self.recurrent_init_scale != 1.0:
             raise ValueError("recurrent_init_scale applies to recurrent kinds; a transformer has no W_hh")
+        if self.recurrent_init not in ("default", "identity"):
+            raise ValueError(f"recurrent_init must be 'default' or 'identity', got {self.recurrent_init!r}")
+        if self.nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {self.nonlinearity!r}")
+        if self.kind != "rnn" and (self.recurrent_init != "default" or self.nonlinearity != "tanh"):
+            raise ValueError(f"recurrent_init and nonlinearity apply to kind='rnn', got kind={self.kind!r} "
+                             f"with recurrent_init={self.recurrent_init!r}, nonlinearity={self.nonlinearity!r}")
         if self.kind == "transformer" and self.hidden_size % self.n_heads:
             raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by n_heads ({self.n_heads})")
 
@@ -159,7 +172,13 @@ class SequenceModel(nn.Module):
             self.core = nn.TransformerEncoder(layer, cfg.num_layers, norm=nn.LayerNorm(H),
                                               enable_nested_tensor=False)
         else:
-            self.core = _CORES[cfg.kind](cfg.input_size, H, cfg.num_layers, batch_first=True)
+            extra = {"nonlinearity": cfg.nonlinearity} if cfg.kind == "rnn" else {}
+            self.core = _CORES[cfg.kind](cfg.input_size, H, cfg.num_layers, batch_first=True, **extra)
+            if cfg.recurrent_init == "identity":
+                with torch.no_grad():
+                    for w in weights_of(self.core):
+                        w.w_hh.copy_(torch.eye(H))                 # (H, H)
+                        w.b_hh.zero_()
             if cfg.recurrent_init_scale != 1.0:
                 with torch.no_grad():
                     for w in weights_of(self.core):
@@ -241,6 +260,9 @@ class SequenceModel(nn.Module):
                 prev = None if state is None else (state[0][k], state[1][k])
                 h, c = cell(inp, prev, *w)                         # each (N, H)
                 new_c.append(c)
+            elif self.kind == "rnn":
+                h = cell(inp, None if state is None else state[k], *w,
+                         nonlinearity=self.config.nonlinearity)     # (N, H)
             else:
                 h = cell(inp, None if state is None else state[k], *w)  # (N, H)
             new_h.append(h)

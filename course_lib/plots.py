@@ -181,11 +181,12 @@ def plot_gates(record, *, sample: int = 0, units: Sequence[int] | None = None,
 
 
 def plot_vs_length(results: Sequence, *, hlines: Mapping[str, float] | None = None, log_y: bool = True,
-                   ylabel: str = "held-out loss", ax: Axes | None = None, title: str | None = None) -> Figure:
+                   ylabel: str = "held-out loss", ax: Axes | None = None, title: str | None = None,
+                   colors: Mapping[str, str] | None = None) -> Figure:
     """Held-out loss against sequence length, one line per kind (median over seeds, seeds as dots).
 
     ``results`` are :class:`course_lib.measure.SolveResult` s (anything with ``kind``,
-    ``length`` and ``loss``).
+    ``length`` and ``loss``). ``colors`` (kind -> colour) overrides the house colour of a kind.
     """
     groups: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
@@ -193,7 +194,7 @@ def plot_vs_length(results: Sequence, *, hlines: Mapping[str, float] | None = No
     fig, ax, owned = _axes(ax)
     for kind, by_length in groups.items():
         lengths = sorted(by_length)
-        color = _color(kind)
+        color = (colors or {}).get(kind) or _color(kind)
         ax.plot(lengths, [median(by_length[n]) for n in lengths], marker="o", linewidth=LINEWIDTH,
                 label=_display(kind), color=color)
         dots = [(n, v) for n in lengths for v in by_length[n]]

@@ -338,3 +338,34 @@ def test_clipping_runs_pair_clipped_and_unclipped_runs_from_the_same_start():
     assert runs[0].history.loss[0] == runs[1].history.loss[0]
     assert runs[0].history.grad_norm[0] == runs[1].history.grad_norm[0]
     assert not any(r.diverged for r in runs)
+
+
+def test_parallel_calls_give_the_results_of_one_process_in_order():
+    """Two worker processes change the wall time only: each seeded run gives the same numbers, in order."""
+    from course_lib.measure import parallel_calls, solve
+
+    calls = [(solve, dict(kind=kind, length=5, seed=seed, hidden_size=4, max_steps=3, batch_size=4))
+             for kind, seed in (("rnn", 0), ("gru", 1), ("lstm", 2))]
+    here = parallel_calls(calls, workers=1)
+    there = parallel_calls(calls, workers=2)
+    assert [(r.kind, r.seed, r.steps, r.loss) for r in there] == [(r.kind, r.seed, r.steps, r.loss) for r in here]
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        parallel_calls(calls, workers=0)
+
+
+def test_small_data_run_scores_the_training_set_and_fresh_data():
+    """The training loss is the loss on the fixed training set; the held-out loss on fresh sequences."""
+    from course_lib.data import adding_problem
+    from course_lib.measure import _SMALL_DATA_SEED, small_data_run
+    from course_lib.train import evaluate
+
+    run = small_data_run("lstm", n_train=64, length=5, steps=4, hidden_size=4, batch_size=16)
+    assert (run.kind, run.n_train) == ("lstm", 64)
+    again = small_data_run("lstm", n_train=64, length=5, steps=4, hidden_size=4, batch_size=16)
+    assert run == again                                            # seeded: the same run twice
+    x, y = adding_problem(64, 5, seed=_SMALL_DATA_SEED)
+    untrained = SequenceModel(ModelConfig(kind="lstm", input_size=2, hidden_size=4), seed=0)
+    assert run.train_loss != evaluate(untrained, (x, y)).loss      # it trained on that very set
+    assert run.gap == run.test_loss - run.train_loss
+    with pytest.raises(ValueError, match="n_train must be an integer of at least batch_size=16"):
+        small_data_run("rnn", n_train=8, batch_size=16)

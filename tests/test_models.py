@@ -182,3 +182,25 @@ def test_transformer_step_refuses_a_recurrent_state_and_positions_past_max_len()
         model.step(torch.randn(1, 4))
     with pytest.raises(TypeError, match="not a KVCache"):
         _model("lstm").step(torch.randn(1, 3), cache)
+
+
+def test_identity_rnn_starts_as_an_identity_recurrence_and_its_loop_matches_pytorch():
+    """An identity RNN (Le et al.'s IRNN) starts with W_hh = I and b_hh = 0, and its ReLU reference loop
+    computes what nn.RNN(nonlinearity="relu") computes."""
+    cfg = ModelConfig(kind="rnn", input_size=2, hidden_size=5, recurrent_init="identity", nonlinearity="relu")
+    model = SequenceModel(cfg, seed=0)
+    assert model.core.nonlinearity == "relu"
+    assert torch.equal(model.core.weight_hh_l0, torch.eye(5)) and not model.core.bias_hh_l0.any()
+    x = torch.randn(3, 7, 2)
+    assert torch.allclose(model.unrolled(x)[0], model(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(kind="lstm", recurrent_init="identity"), "apply to kind='rnn'"),
+    (dict(kind="rnn", recurrent_init="orthogonal"), "recurrent_init must be 'default' or 'identity'"),
+    (dict(kind="rnn", nonlinearity="sigmoid"), "nonlinearity must be 'tanh' or 'relu'"),
+])
+def test_identity_init_and_nonlinearity_are_checked(changes, message):
+    """The identity start and the ReLU are plain-RNN options; anything else is refused in one sentence."""
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(input_size=2, **changes)
