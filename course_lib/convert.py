@@ -34,7 +34,7 @@ What cannot be converted, and raises ``ValueError``:
 
 - a Keras activation other than ``tanh`` or a recurrent activation other than ``sigmoid``
   (``nn.LSTM`` and ``nn.GRU`` have these two built in);
-- a Keras GRU with ``reset_after=False``, the 2014 paper's form, which resets ``h_{t-1}``
+- a Keras GRU with ``reset_after=False``, the published Cho et al. (2014) form, which resets ``h_{t-1}``
   *before* the recurrent matrix, ``tanh(W x + U (r * h))``; torch resets after it,
   ``tanh(W x + b + r * (U h + b_hn))``, and no choice of torch weights turns one into the other;
 - ``go_backwards=True`` (torch has no such option for a unidirectional layer).
@@ -102,7 +102,7 @@ def _keras_cell(layer: Any) -> tuple[str, Any]:
             f"nn.{name}'s gates always use the sigmoid; build it with recurrent_activation='sigmoid'.")
     if kind == "gru" and not cell.reset_after:
         raise ValueError(
-            "this Keras GRU has reset_after=False (the 2014 paper's form, tanh(W x + U (r * h))), but "
+            "this Keras GRU has reset_after=False (the published Cho et al. 2014 form, tanh(W x + U (r * h))), but "
             "nn.GRU applies the reset gate after the recurrent matrix, tanh(W x + b + r * (U h + b_hn)), "
             "and no PyTorch weights turn one into the other; build the Keras GRU with reset_after=True.")
     if getattr(layer, "go_backwards", False):

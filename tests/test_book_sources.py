@@ -144,3 +144,124 @@ def test_config_builds_offline_from_cache():
         "the book must not load analytics")
     for key in ("use_repository_button", "use_edit_page_button", "use_issues_button"):
         assert not html.get(key), f"html.{key} links to an outside repository"
+
+
+# --------------------------------------------------------------------------- statements a reader would learn wrongly
+#: Sentences an expert review found wrong or unmeasured (book review of 2026-11-29, items C1-C25), each
+#: with the page it was on. None may come back: a phrase here is a regression, not a style preference.
+WRONG_STATEMENTS = {
+    "different architecture rather than a different optimiser": "plain RNNs do learn long lags with "
+        "identity initialisation (Le et al. 2015) or Hessian-free training (Martens & Sutskever 2011)",
+    "cannot learn that something it saw a hundred steps ago": "true only with the usual initialisation "
+        "and first-order training",
+    "fused C++": "on a CPU nn.RNN runs a C++ loop; only nn.LSTM gets oneDNN's fused kernel",
+    "six lines, one": "the backward loop is eight lines and computes more than the two derived equations",
+    "meets the same large": "the clipped run never met the unclipped run's gradients",
+    "2014 paper": "arXiv:1406.1078v1 resets after the product, the published v3 before: say which version",
+    "libraries moved the gate": "PyTorch and cuDNN kept the first version's form; nothing was moved",
+    "four seeds we tried": "an unmeasured claim on a page that promises measurements",
+    "phrase forever": "greedy decoding was never shown on the page",
+    "18 to 69 seconds": "torch.compile was never measured by the book",
+    "the issue's": "readers do not know the project's issue tracker",
+    "give or take": "numbers in prose come from glue, not from an estimate by hand",
+    "looks directly at every earlier": "only causal self-attention is restricted to earlier positions",
+}
+
+
+def _reader_text(docname: str) -> str:
+    path = _source(docname)
+    return path.read_text() if path.exists() else ""
+
+
+@pytest.mark.parametrize("phrase", sorted(WRONG_STATEMENTS))
+def test_no_page_repeats_a_corrected_statement(phrase):
+    """Has every statement the review showed to be wrong or unmeasured stayed out of the book?"""
+    found = [doc for doc in PAGES if phrase.lower() in " ".join(_reader_text(doc).lower().split())]
+    assert not found, f"{found} say {phrase!r}, which is wrong: {WRONG_STATEMENTS[phrase]}"
+
+
+def test_adding_problem_is_introduced_once_and_matches_the_data():
+    """Is the adding problem defined on one page only, with the value range that adding_problem draws from?"""
+    from course_lib.data import adding_problem
+
+    defining = [doc for doc in PAGES if "(adding-problem)=" in _reader_text(doc)]
+    assert defining == ["chapters/01_why_rnns_forget"], (
+        f"the adding problem should be introduced once, in chapter 1 with the label (adding-problem)=; found {defining}")
+    for doc in PAGES:
+        if doc != defining[0]:
+            assert "drawn uniformly" not in _reader_text(doc), f"{doc} introduces the adding problem again"
+    text = " ".join(_reader_text(defining[0]).split())
+    assert "$[0, 1)$" in text and "$[0, 1]$" not in text, "chapter 1 should give the value range as [0, 1)"
+    x, _ = adding_problem(4096, 50, seed=0)
+    values = x[..., 0]
+    assert values.min() >= 0 and values.max() < 1, "adding_problem's values left [0, 1): update the book"
+    assert "Le, Jaitly and Hinton (2015)" in text, "chapter 1 should credit the variant it uses"
+
+
+def test_gru_history_names_the_paper_versions():
+    """Does chapter 3 say which version of Cho et al. resets before and which after the product?"""
+    text = " ".join(_reader_text("chapters/03_gru").split())
+    assert "1406.1078v1" in text and "1406.1078v3" in text, "chapter 3 should name arXiv v1 (after) and v3 (before)"
+    tied = text[text.index("tied to the forget gate"):][:800]
+    assert "reset gate" in tied, "the comparison with a tied-gate LSTM must say that the GRU's reset gate has no LSTM counterpart"
+
+
+def test_double_bias_is_explained_once():
+    """Is PyTorch's second bias explained in one place (chapter 2's label two-biases) and referred to elsewhere?"""
+    labelled = [doc for doc in PAGES if "(two-biases)=" in _reader_text(doc)]
+    assert labelled == ["chapters/02_lstm"], f"the two biases should be explained once, in chapter 2; found {labelled}"
+    for doc in PAGES:
+        text = " ".join(_reader_text(doc).split())
+        assert "redundant numbers per layer" not in text, f"{doc} explains the two biases again: refer to {{ref}}`two-biases`"
+
+
+def test_attention_statements_are_complete():
+    """Does chapter 8 state the zero-mean assumption of the sqrt(d_k) argument and the output projection W_O?"""
+    text = " ".join(_reader_text("chapters/08_transformers").split())
+    assert "mean zero and variance one" in text, "the variance-d_k argument needs zero-mean q and k (Vaswani et al., note 4)"
+    assert "W_O" in text, "the multi-head description should include the output projection W_O"
+
+
+# --------------------------------------------------------------------------- pedagogy: pictures, self-checks
+SELF_CHECK_CHAPTERS = ["chapters/01_why_rnns_forget", "chapters/02_lstm", "chapters/03_gru",
+                       "chapters/05_keras_pytorch", "chapters/08_transformers"]
+ANSWER = re.compile(r"^:::\{admonition\} Answer\n:class: dropdown\n", re.M)
+
+
+@pytest.mark.parametrize("docname", SELF_CHECK_CHAPTERS)
+def test_chapter_has_self_checks_with_hidden_answers(docname):
+    """Does the chapter end with 3-5 self-check questions, each answer behind a toggle (dropdown)?"""
+    text = _reader_text(docname)
+    assert "## Self-check" in text, f"{docname} has no '## Self-check' section"
+    section = text[text.index("## Self-check"):text.index("## Exercises")]
+    questions = re.findall(r"^\*\*\d+\.\*\*", section, re.M)
+    answers = ANSWER.findall(section)
+    assert 3 <= len(questions) <= 5, f"{docname}: {len(questions)} self-check questions, expected 3 to 5"
+    assert len(answers) == len(questions), f"{docname}: {len(questions)} questions but {len(answers)} hidden answers"
+
+
+#: Each cell diagram and the first equation it must come before.
+DIAGRAM_BEFORE = {
+    "chapters/01_why_rnns_forget": ("diagrams.unrolled_rnn(", "$$"),
+    "chapters/02_lstm": ('diagrams.lstm_cell("cell_state")', "$$"),
+    "chapters/03_gru": ("diagrams.gru_cell()", "$$"),
+    "chapters/08_transformers": ("diagrams.dependency_paths(", "The loop has $L$ iterations"),
+}
+
+
+@pytest.mark.parametrize("docname", sorted(DIAGRAM_BEFORE))
+def test_diagram_comes_before_the_equations_it_illustrates(docname):
+    """Does the chapter draw its cell (with course_lib.diagrams) before its first equation about it?"""
+    text = _reader_text(docname)
+    drawing, equation = DIAGRAM_BEFORE[docname]
+    assert drawing in text, f"{docname} should draw {drawing!r}"
+    assert text.index(drawing) < text.index(equation), f"{docname}: the picture comes after {equation!r}"
+
+
+def test_lstm_is_drawn_gate_by_gate_in_order():
+    """Does chapter 2 build the LSTM picture up in the four stages, in order, before the cell equations?"""
+    from course_lib.diagrams import LSTM_STAGES
+
+    text = _reader_text("chapters/02_lstm")
+    positions = [text.index(f'diagrams.lstm_cell("{stage}")') for stage in LSTM_STAGES]
+    assert positions == sorted(positions) and positions[-1] < text.index("(lstm-state)")

@@ -146,8 +146,9 @@ def gru_cell(
         n_t &= \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn}))    && \text{candidate} \\
         h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
 
-    The reset gate multiplies ``W_hn h + b_hn`` *after* the matmul. The 2014 paper
-    applies it before (``W_hn (r ⊙ h)``); Keras calls PyTorch's form ``reset_after=True``.
+    The reset gate multiplies ``W_hn h + b_hn`` *after* the matmul, as in arXiv:1406.1078v1; the
+    published paper (v3, EMNLP 2014) applies it before (``W_hn (r ⊙ h)``); Keras calls PyTorch's
+    form ``reset_after=True``.
     ``w_ih`` stacks ``W_ir | W_iz | W_in`` (3H, H_in), ``w_hh`` stacks ``W_hr | W_hz | W_hn`` (3H, H).
     ``hx`` is (N, H) or None for zeros. Returns ``h_t`` (N, H).
     """
