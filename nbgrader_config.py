@@ -97,6 +97,9 @@ c.TrustedExecute.forbidden = {
     "04_keras_pytorch": ["course_lib.convert"],
     "05_attention": ["torch.scaled_dot_product_attention", "nn.MultiheadAttention",
                      "torch.multi_head_attention_forward"],
+    "06_language_model": ["language_model.sample_ids", "language_model.next_char_probs", "language_model.generate",
+                          "language_model.stream_windows", "language_model.train_lm", "language_model.detach_state",
+                          "language_model.corpus", "data.load_text"],
 }
 # A student who deletes a graded cell gets it back (with a note) and is graded on it, instead of
 # silently losing it; locked cells that were edited are restored from the gradebook anyway.

@@ -51,7 +51,7 @@ from .train import _ProgressBar
 __all__ = ["Corpus", "corpus", "split_ids", "stream_windows", "char_model", "hidden_for_budget",
            "n_params", "run", "detach_state", "LMHistory", "train_lm", "cross_entropy", "perplexity",
            "unigram_cross_entropy", "uniform_cross_entropy", "next_char_probs", "sample_ids", "generate",
-           "hidden_trace"]
+           "hidden_trace", "text_features", "unit_correlations", "longest_repeat", "activation_html"]
 
 
 # ----------------------------------------------------------------------------- data
@@ -318,3 +318,71 @@ def hidden_trace(model: SequenceModel, ids: Tensor) -> Tensor:
     """The hidden state h_t after reading each character of ``ids``: (len(ids), H)."""
     hs, _ = model.core(model.embed(ids[None]))                     # (1, T, H)
     return hs[0]
+
+
+# ----------------------------------------------------------------------------- what the units track
+
+def text_features(text: str) -> dict[str, Tensor]:
+    """Per-character features of ``text`` that a unit might track, each (len(text),) float64.
+
+    - ``"inside quotes"``: 1 from an opening quote (Carroll's backtick `` ` ``) up to its closing ``'``
+      (a ``'`` followed by a letter is an apostrophe, as in ``don't``, and closes nothing);
+    - ``"position in line"``: characters read since the last newline;
+    - ``"space"``: 1 on a space, the boundary between words.
+    """
+    inside, pos, space = [], [], []
+    quoted, column = False, 0
+    for i, ch in enumerate(text):
+        if ch == "`":
+            quoted = True
+        elif ch == "'" and not (i + 1 < len(text) and text[i + 1].isalpha()):
+            quoted = False
+        column = 0 if ch == "\n" else column + 1
+        inside.append(float(quoted))
+        pos.append(float(column))
+        space.append(float(ch == " "))
+    return {name: torch.tensor(v, dtype=torch.float64)
+            for name, v in (("inside quotes", inside), ("position in line", pos), ("space", space))}
+
+
+def unit_correlations(hs: Tensor, feature: Tensor) -> Tensor:
+    """Pearson correlation of every unit's activation with ``feature``: hs (T, H), feature (T,) -> (H,).
+
+    ``r_j = sum_t (h_tj - mean_j)(f_t - mean_f) / (T std_j std_f)``; a constant unit gets 0.
+    """
+    h = hs.double() - hs.double().mean(0)                          # (T, H)
+    f = feature.double() - feature.double().mean()                 # (T,)
+    denom = h.norm(dim=0) * f.norm()                               # (H,)
+    return torch.where(denom > 0, (h * f[:, None]).sum(0) / denom.clamp_min(1e-300), torch.zeros_like(denom))
+
+
+def longest_repeat(text: str, min_len: int = 4) -> tuple[str, int]:
+    """The longest substring of ``text`` that occurs at least twice without overlapping, and its count.
+
+    Returns ``("", 0)`` when nothing of ``min_len`` characters repeats.
+    """
+    best = ("", 0)
+    for length in range(min_len, len(text) // 2 + 1):
+        found = None
+        for s in range(len(text) - length + 1):
+            piece = text[s:s + length]
+            if text.count(piece) >= 2 and text.find(piece, text.find(piece) + length) >= 0:
+                found = piece
+                break
+        if found is None:
+            break
+        best = (found, text.count(found))
+    return best
+
+
+def activation_html(text: str, values: Tensor) -> str:
+    """``text`` as HTML, each character on a background from blue (-1) through white to red (+1)."""
+    import html
+
+    spans = []
+    for ch, v in zip(text, values.clamp(-1, 1).tolist()):
+        r, g, b = (255, int(255 * (1 - v)), int(255 * (1 - v))) if v >= 0 else \
+            (int(255 * (1 + v)), int(255 * (1 + v)), 255)
+        shown = "&#8629;<br>" if ch == "\n" else html.escape(ch).replace(" ", "&nbsp;")
+        spans.append(f'<span style="background:rgb({r},{g},{b});color:#000">{shown}</span>')
+    return ('<div style="font-family:monospace;line-height:1.6;font-size:0.9em">' + "".join(spans) + "</div>")

@@ -17,6 +17,8 @@ and, when the answer matches a known mistake, the name of that mistake::
 - :mod:`.gradients`  ``check_state_gradient_norms`` (how dL/dh_t fades with the lag)
 - :mod:`.counting`   ``check_parameter_count``
 - :mod:`.keras_torch` ``check_forecaster``, ``check_torch_to_keras_weights``, ``check_training``
+- :mod:`.language_model` ``check_sample``, ``check_tbptt_epoch``, ``check_char_model`` (a character model)
+- :mod:`.weights`    trained weights returned as a state dict, checked against an architecture
 - :mod:`.mistakes`   the catalogue of named mistakes the messages draw on
 - :mod:`._core`      calling the student's code safely, reading its result as clean tensors, comparing
 - :mod:`._engine`    the grading loop and the wording of a wrong answer
@@ -29,6 +31,7 @@ from .clipping import check_clip_grad_norm
 from .counting import check_parameter_count
 from .gradients import check_state_gradient_norms
 from .keras_torch import check_forecaster, check_torch_to_keras_weights, check_training
+from .language_model import check_char_model, check_sample, check_tbptt_epoch
 from .layers import check_gru_layer, check_lstm_layer, check_rnn_layer
 
 __all__ = [
@@ -39,4 +42,5 @@ __all__ = [
     "check_attention", "check_clip_grad_norm",
     "check_state_gradient_norms", "check_parameter_count",
     "check_forecaster", "check_torch_to_keras_weights", "check_training",
+    "check_sample", "check_tbptt_epoch", "check_char_model",
 ]
