@@ -51,7 +51,7 @@ from .train import _ProgressBar
 __all__ = ["Corpus", "corpus", "split_ids", "stream_windows", "char_model", "hidden_for_budget",
            "n_params", "run", "detach_state", "LMHistory", "train_lm", "cross_entropy", "perplexity",
            "unigram_cross_entropy", "uniform_cross_entropy", "next_char_probs", "sample_ids", "generate",
-           "hidden_trace", "text_features", "unit_correlations", "longest_repeat", "activation_html"]
+           "hidden_trace", "share_of_known_words", "text_features", "unit_correlations", "longest_repeat", "activation_html"]
 
 
 # ----------------------------------------------------------------------------- data
@@ -373,6 +373,12 @@ def longest_repeat(text: str, min_len: int = 4) -> tuple[str, int]:
             break
         best = (found, text.count(found))
     return best
+
+
+def share_of_known_words(text: str, known: set[str]) -> float:
+    """The fraction of the whitespace-separated words of ``text`` (lower-cased) that are in ``known``."""
+    words = text.lower().split()
+    return sum(w in known for w in words) / len(words) if words else 0.0
 
 
 def activation_html(text: str, values: Tensor) -> str:

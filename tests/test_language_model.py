@@ -116,3 +116,31 @@ def test_training_lowers_the_loss_and_generation_is_reproducible():
     assert a == lm.generate(model, c.vocab, "Alice ", 30, temperature=1.0, seed=3) and len(a) == 30
     greedy = lm.generate(model, c.vocab, "Alice ", 30, temperature=0.0, seed=1)
     assert greedy == lm.generate(model, c.vocab, "Alice ", 30, temperature=0.0, seed=2)
+
+
+def test_text_features_tell_quotes_from_apostrophes():
+    """Is a ' inside a word (don't) an apostrophe, and a ' after a word the end of the quotation?"""
+    text = "`Don't,' she said.\nNo"
+    f = lm.text_features(text)
+    inside = "".join(ch for ch, q in zip(text, f["inside quotes"]) if q)
+    assert inside == "`Don't,"
+    assert f["position in line"][text.index("\n") + 1] == 1.0
+    assert f["space"].sum() == text.count(" ")
+
+
+def test_unit_correlations_find_the_unit_that_copies_a_feature():
+    gen = torch.Generator().manual_seed(0)
+    feature = (torch.rand(500, generator=gen) > 0.5).double()
+    hs = torch.randn(500, 6, generator=gen, dtype=torch.float64)
+    hs[:, 4] = -3 * feature + 0.01 * hs[:, 4]
+    hs[:, 2] = 1.0                                            # a constant unit
+    r = lm.unit_correlations(hs, feature)
+    assert int(r.abs().argmax()) == 4 and r[4] < -0.99 and r[2] == 0
+
+
+def test_longest_repeat_and_known_words():
+    assert lm.longest_repeat("abcdefg xyz abcdefg", min_len=4) == ("abcdefg", 2)
+    assert lm.longest_repeat("abcdefgh", min_len=4) == ("", 0)
+    assert lm.share_of_known_words("Alice said hello", {"alice", "said"}) == pytest.approx(2 / 3)
+    html = lm.activation_html("a<b", torch.tensor([1.0, 0.0, -1.0]))
+    assert "&lt;" in html and "rgb(255,0,0)" in html and "rgb(0,0,255)" in html
