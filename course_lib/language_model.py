@@ -51,7 +51,7 @@ from .train import _ProgressBar
 __all__ = ["Corpus", "corpus", "split_ids", "stream_windows", "char_model", "hidden_for_budget",
            "n_params", "run", "detach_state", "LMHistory", "train_lm", "cross_entropy", "perplexity",
            "unigram_cross_entropy", "uniform_cross_entropy", "next_char_probs", "sample_ids", "generate",
-           "hidden_trace", "share_of_known_words", "text_features", "unit_correlations", "longest_repeat", "activation_html"]
+           "hidden_trace", "share_of_known_words", "samples_html", "text_features", "unit_correlations", "longest_repeat", "activation_html"]
 
 
 # ----------------------------------------------------------------------------- data
@@ -379,6 +379,26 @@ def share_of_known_words(text: str, known: set[str]) -> float:
     """The fraction of the whitespace-separated words of ``text`` (lower-cased) that are in ``known``."""
     words = text.lower().split()
     return sum(w in known for w in words) / len(words) if words else 0.0
+
+
+def samples_html(samples: dict[str, str], known: dict[str, float], highlight: str = "") -> str:
+    """An HTML table: one row per decoding setting, its share of known words and its sample, with every
+    occurrence of ``highlight`` in the first row marked."""
+    import html
+
+    def shown(text: str) -> str:
+        return html.escape(text).replace("\n", "&#8629; ")
+
+    rows = []
+    for k, (name, text) in enumerate(samples.items()):
+        cell = shown(text)
+        if k == 0 and highlight:
+            cell = cell.replace(shown(highlight), f"<mark>{shown(highlight)}</mark>")
+        rows.append(f"<tr><th style='white-space:nowrap;vertical-align:top;padding-right:1em'>{html.escape(name)}</th>"
+                    f"<td style='text-align:right;vertical-align:top;padding-right:1em'>{100 * known[name]:.0f}%</td>"
+                    f"<td style='font-family:monospace;font-size:0.85em'>{cell}</td></tr>")
+    return ("<table><tr><th>decoding</th><th>known words</th><th>sampled characters</th></tr>"
+            + "".join(rows) + "</table>")
 
 
 def activation_html(text: str, values: Tensor) -> str:

@@ -135,12 +135,12 @@ def test_tbptt_bad_state_dict_is_refused():
 
 # ----------------------------------------------------------------------------- training to a target
 
-def _train(train_ids, vocab_size, seed, *, steps=150, shift=1, as_ordered=False):
-    model = char_model("gru", vocab_size, 64, embed_size=16, seed=seed)
-    xs, ys = lm.stream_windows(train_ids, 32, 64)
+def _train(train_ids, vocab_size, seed, *, steps=100, shift=1, as_ordered=False):
+    model = char_model("gru", vocab_size, 48, embed_size=16, seed=seed)
+    xs, ys = lm.stream_windows(train_ids, 32, 32)
     if shift == 0:
         ys = xs
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-2)
     state = None
     for step in range(steps):
         k = step % xs.shape[0]
@@ -159,7 +159,7 @@ def test_a_trained_model_reaches_the_target_and_an_untrained_one_does_not(capsys
     check_char_model(_train)
     assert "held-out perplexity" in capsys.readouterr().out
     _fails(check_char_model, lambda t, v, s: _train(t, v, s, steps=0) if False else
-           {k: p.detach().clone() for k, p in char_model("gru", v, 64, embed_size=16, seed=s).state_dict().items()},
+           {k: p.detach().clone() for k, p in char_model("gru", v, 48, embed_size=16, seed=s).state_dict().items()},
            "above the target")
 
 

@@ -39,7 +39,7 @@ def grade(zygote, body: str, test: str = LENIENT):
                               checkers, secret_seed=4242)
 
 
-FRESH = "sd = {k: v.detach().clone() for k, v in char_model('gru', vocab_size, 64, embed_size=16, seed=seed).state_dict().items()}\n"
+FRESH = "sd = {k: v.detach().clone() for k, v in char_model('gru', vocab_size, 48, embed_size=16, seed=seed).state_dict().items()}\n"
 
 
 def test_a_well_formed_state_dict_crosses_and_is_judged_on_held_out_text(zygote):
@@ -49,13 +49,13 @@ def test_a_well_formed_state_dict_crosses_and_is_judged_on_held_out_text(zygote)
 
 
 def test_parameters_with_gradients_are_read_as_plain_tensors(zygote):
-    result = grade(zygote, "return dict(char_model('gru', vocab_size, 64, embed_size=16, seed=seed).named_parameters())")
+    result = grade(zygote, "return dict(char_model('gru', vocab_size, 48, embed_size=16, seed=seed).named_parameters())")
     assert result.passed, result.message
 
 
 @pytest.mark.parametrize("body, reason", [
     (FRESH + "sd['core.weight_hh'] = sd.pop('core.weight_hh_l0')\nreturn sd", "missing core.weight_hh_l0"),
-    (FRESH + "sd['head.weight'] = torch.zeros(vocab_size, 65)\nreturn sd", "head.weight has shape (72, 65)"),
+    (FRESH + "sd['head.weight'] = torch.zeros(vocab_size, 49)\nreturn sd", "head.weight has shape (72, 49)"),
     (FRESH + "sd['embed.weight'] = sd['embed.weight'].double()\nreturn sd", "embed.weight is float64"),
     (FRESH + "sd['embed.weight'] = sd['embed.weight'].half()\nreturn sd", "embed.weight is float16"),
     (FRESH + "sd['head.bias'][3] = float('nan')\nreturn sd", "head.bias holds 1 NaN"),
@@ -84,7 +84,7 @@ def test_a_huge_tensor_never_reaches_the_checker(zygote):
 def test_weights_copied_from_the_course_model_miss_the_real_target(zygote):
     """The course's own seeded, untrained model (all that ships) is far from the held-out target."""
     result = grade(zygote, "return {k: v.detach().clone() for k, v in "
-                           "char_model('gru', vocab_size, 64, embed_size=16, seed=0).state_dict().items()}", STRICT)
+                           "char_model('gru', vocab_size, 48, embed_size=16, seed=0).state_dict().items()}", STRICT)
     assert not result.passed and "above the target 10" in result.message, result.message
 
 

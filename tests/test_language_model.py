@@ -144,3 +144,8 @@ def test_longest_repeat_and_known_words():
     assert lm.share_of_known_words("Alice said hello", {"alice", "said"}) == pytest.approx(2 / 3)
     html = lm.activation_html("a<b", torch.tensor([1.0, 0.0, -1.0]))
     assert "&lt;" in html and "rgb(255,0,0)" in html and "rgb(0,0,255)" in html
+
+
+def test_samples_table_marks_the_repeat_in_the_first_row_only():
+    html = lm.samples_html({"greedy": "ab ab\nab", "T = 1": "ab <x>"}, {"greedy": 1.0, "T = 1": 0.5}, highlight="ab")
+    assert html.count("<mark>ab</mark>") == 3 and "&lt;x&gt;" in html and "50%" in html and "&#8629;" in html
