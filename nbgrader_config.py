@@ -101,6 +101,9 @@ c.TrustedExecute.forbidden = {
     "04_keras_pytorch": ["course_lib.convert"],
     "05_attention": ["torch.scaled_dot_product_attention", "nn.MultiheadAttention",
                      "torch.multi_head_attention_forward"],
+    "06_language_model": ["language_model.sample_ids", "language_model.next_char_probs", "language_model.generate",
+                          "language_model.stream_windows", "language_model.train_lm", "language_model.detach_state",
+                          "language_model.corpus", "data.load_text"],
 }
 # The same shortcuts switched off in the sandbox while the assignment is graded, below any name the
 # student's code could reach them by (aliases, getattr with a built string, pickle, compile...): ATen

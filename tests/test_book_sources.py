@@ -21,6 +21,7 @@ EXERCISES = {
     "chapters/01_why_rnns_forget": "exercises/01_rnn/rnn.ipynb",
     "chapters/02_lstm": "exercises/02_lstm/lstm.ipynb",
     "chapters/03_gru": "exercises/03_gru/gru.ipynb",
+    "chapters/04_language_models": "exercises/06_language_model/language_model.ipynb",
     "chapters/05_keras_pytorch": "exercises/04_keras_pytorch/keras_pytorch.ipynb",
     "chapters/08_transformers": "exercises/05_attention/attention.ipynb",
 }

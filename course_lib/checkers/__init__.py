@@ -18,6 +18,8 @@ and, when the answer matches a known mistake, the name of that mistake::
 - :mod:`.counting`   ``check_parameter_count``, ``check_hidden_for_budget`` (equal parameter budgets)
 - :mod:`.keras_torch` ``check_forecaster``, ``check_torch_to_keras_weights``, ``check_training``
   (and ``forecast_baselines``, the lookups a trained forecaster must beat)
+- :mod:`.language_model` ``check_sample``, ``check_tbptt_epoch``, ``check_char_model`` (a character model)
+- :mod:`.weights`    trained weights returned as a state dict, checked against an architecture
 - :mod:`.mistakes`   the catalogue of named mistakes the messages draw on
 - :mod:`._core`      calling the student's code safely, reading its result as clean tensors, comparing
 - :mod:`._engine`    the grading loop and the wording of a wrong answer
@@ -30,6 +32,7 @@ from .clipping import check_clip_grad_norm
 from .counting import check_hidden_for_budget, check_parameter_count
 from .gradients import check_state_gradient_norms
 from .keras_torch import check_forecaster, check_torch_to_keras_weights, check_training, forecast_baselines
+from .language_model import check_char_model, check_sample, check_tbptt_epoch
 from .layers import check_gru_layer, check_lstm_layer, check_rnn_layer
 
 __all__ = [
@@ -41,4 +44,5 @@ __all__ = [
     "check_state_gradient_norms", "check_parameter_count", "check_hidden_for_budget",
     "check_forecaster", "check_torch_to_keras_weights", "check_training",
     "forecast_baselines",
+    "check_sample", "check_tbptt_epoch", "check_char_model",
 ]
