@@ -4,6 +4,8 @@
 - ``series``  a seasonal time series, sliding windows, a chronological split
 - ``text``    *Alice's Adventures in Wonderland* (public domain, shipped), a character
               vocabulary and next-character batches
+- ``transduction``  string reversal for sequence-to-sequence models (padded, variable lengths)
+- ``sentences``  questions and statements from the shipped corpus, for a many-to-one classifier
 
 Everything random takes a ``seed`` and draws from its own ``torch.Generator``.
 """
