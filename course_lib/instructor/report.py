@@ -35,7 +35,7 @@ from .stats import ItemStats, item_stats
 __all__ = ["ClassReport", "Pair", "analyse", "write_report", "main", "THRESHOLD", "MIN_KEY_PRINTS"]
 
 THRESHOLD = 0.6     # calibrated on the practice class: see README, "The class report"
-MIN_KEY_PRINTS = 15  # answer-key pieces with fewer fingerprints (short helpers) are too short to tell apart
+MIN_KEY_PRINTS = 15  # code with fewer fingerprints (a short helper, one line of answer) is too short to tell apart
 
 
 @dataclass(frozen=True)
@@ -63,13 +63,18 @@ class ClassReport:
     threshold: float
     documents: dict[str, sim.Document] = field(default_factory=dict)
 
+    def is_flagged(self, pair: Pair) -> bool:
+        """At or above the threshold, and both sides long enough to tell (``MIN_KEY_PRINTS`` fingerprints)."""
+        short = min(len(self.documents[pair.a].prints), len(self.documents[pair.b].prints)) < MIN_KEY_PRINTS
+        return pair.similarity >= self.threshold and not short
+
     @property
     def flagged(self) -> list[Pair]:
-        return [p for p in self.pairs if p.similarity >= self.threshold]
+        return [p for p in self.pairs if self.is_flagged(p)]
 
     @property
     def flagged_key(self) -> list[Pair]:
-        return [p for p in self.key_matches if p.similarity >= self.threshold]
+        return [p for p in self.key_matches if self.is_flagged(p)]
 
 
 # ---------------------------------------------------------------------------------------------- numbers
@@ -149,9 +154,8 @@ def write_report(report: ClassReport, out: Path) -> Path:
     _write_csv(out / "mistakes.csv", ["part", "mistake", "students", "share", "example"],
                [[part, label, len(who), _num(len(who) / n), who[0]] for (part, label), who in report.mistakes.items()])
     _write_csv(out / "similarity.csv", ["a", "b", "kind", "similarity", "flagged"],
-               [[p.a, p.b, "student", _num(p.similarity), p.similarity >= report.threshold] for p in report.pairs]
-               + [[p.a, p.b, "answer key", _num(p.similarity), p.similarity >= report.threshold]
-                  for p in report.key_matches])
+               [[p.a, p.b, "student", _num(p.similarity), report.is_flagged(p)] for p in report.pairs]
+               + [[p.a, p.b, "answer key", _num(p.similarity), report.is_flagged(p)] for p in report.key_matches])
     page = out / "report.html"
     page.write_text(_page(report, out), encoding="utf-8")
     return page
@@ -371,8 +375,9 @@ def _similarity_section(report: ClassReport, out: Path, figs: dict[str, str]) ->
          f"{sim.K} tokens are fingerprinted by winnowing. The similarity of two students is the share of the "
          "smaller submission's fingerprints that the other has too. Each submission is also compared with the "
          "answer key (the solution notebook and the functions of <code>course_lib.reference</code>, which "
-         "students can read): there the share of the key's fingerprints found in the submission (pieces of the "
-         f"key with fewer than {MIN_KEY_PRINTS} fingerprints, short helpers, are left out).</p>"
+         "students can read): there the share of the key's fingerprints found in the submission. Code with fewer "
+         f"than {MIN_KEY_PRINTS} fingerprints (a short helper of the key, a one-line answer) is too short to tell "
+         "and is never listed.</p>"
          "<p><b>What a match proves and what not.</b> A high similarity means the two pieces of code have the same "
          "structure, token for token, over long stretches. It does not say who copied whom, or that anyone did: "
          "a short exercise with one natural solution is written alike by people who never met, and the book "
