@@ -14,8 +14,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from ._core import (CheckFailed, Leaf, Mismatch, as_clean_tensor, call_student, check_callable, check_finite, compare, fail,
-                    matches, mismatch_str, position_str)
+from ._core import (CheckFailed, Leaf, Mismatch, as_clean_tensor, call_student, check_callable, check_finite,
+                    compare, fail, matches, mismatch_str, position_str)
 
 __all__ = ["Mistake", "Case", "Exercise", "run_exercise", "explain", "Diagnosis", "success"]
 

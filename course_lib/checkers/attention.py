@@ -25,8 +25,8 @@ _FINITE_CAUSAL = ("With causal=True, a row of scores that is -inf everywhere tur
 
 
 LARGE = 150.0     # the size of the scores in the last case
-_FINITE_LARGE = (f"The scores q kᵀ / sqrt(d_k) in this case are about {LARGE:g}: exp of them overflows to inf in float32 "
-                 f"and inf / inf is NaN. Subtract each row's maximum before exp (softmax(s) = softmax(s - max s) "
+_FINITE_LARGE = (f"The scores q kᵀ / sqrt(d_k) in this case are about {LARGE:g}: exp of them overflows to inf in "
+                 f"float32 and inf / inf is NaN. Subtract each row's maximum before exp (softmax(s) = softmax(s - max s) "
                  f"changes nothing else), as torch.softmax does.")
 
 

@@ -50,7 +50,8 @@ def _mistakes(kind: str) -> list[tuple[str, Callable[[int, int, int], int]]]:
          "LSTM and for a GRU with reset_after=False)", lambda i, h, n: _count(G, i, h, n, biases=1)),
         ("the biases were left out; each gate block has two, b_ih and b_hh, of size H",
          lambda i, h, n: _count(G, i, h, n, biases=0)),
-        ("the recurrent matrices W_hh (H × H per block) were left out", lambda i, h, n: _count(G, i, h, n, recurrent="none")),
+        ("the recurrent matrices W_hh (H × H per block) were left out",
+         lambda i, h, n: _count(G, i, h, n, recurrent="none")),
         ("each recurrent matrix W_hh was counted as H × H_in; it maps h_{t-1} (H values) to H values, so it is "
          "H × H", lambda i, h, n: _count(G, i, h, n, recurrent="H_in")),
         ("every layer was counted with input_size inputs; the layers above the first read the hidden state of "
@@ -123,7 +124,8 @@ def _budget_mistakes() -> list[tuple[str, Callable[[str, int, int], int]]]:
     other = {"gru": "lstm", "lstm": "gru"}
     return [
         ("the count must stay at most the budget (<=), and a size whose count equals the budget is allowed: "
-         "use <= where you used <", lambda kind, i, b: _largest(lambda h: _count(GATES[kind], i, h, 1), b, strict=True)),
+         "use <= where you used <",
+         lambda kind, i, b: _largest(lambda h: _count(GATES[kind], i, h, 1), b, strict=True)),
         ("this is the smallest size that exceeds the budget, one too many: return the last H that still fits",
          lambda kind, i, b: one(kind, i, b) + 1),
         ("one bias vector per gate block was counted; nn.GRU and nn.LSTM keep two (b_ih and b_hh)",
