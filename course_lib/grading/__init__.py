@@ -6,7 +6,8 @@ process and only plain arrays come back; the real checkers of :mod:`course_lib.c
 trusted process on those arrays, with an extra secret seed per graded part.
 
 - :mod:`.protocol`         the wire format: a JSON header + ``.npy`` blobs, never pickles
-- :mod:`.sandbox`          limits, namespaces, unprivileged user, scrubbed environment; the zygote handle
+- :mod:`.sandbox`          limits, namespaces, a user id and cgroups per worker, scrubbed environment; the zygote handle
+- :mod:`.submission`       a submission is data: regular files only, links and devices refused, big extras left out
 - :mod:`.child`            the untrusted side: the zygote and the worker that runs the student's cells
 - :mod:`.remote`           a worker session and ``RemoteFunction``, the proxy a checker calls
 - :mod:`.trusted`          reads the instructor's test cells, runs the checkers, scans for forbidden shortcuts

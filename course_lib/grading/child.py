@@ -4,8 +4,10 @@
 ``SOCK_SEQPACKET`` control socket on ``FD``. The zygote isolates itself (:func:`.sandbox.isolate`),
 imports the heavy modules once, and then answers JSON requests:
 
-    {"op": "spawn"} + a socket passed along     fork a worker that talks on that socket -> {"pid": ...}
-    {"op": "status", "pid": p, "wait": s}       the worker's wait status once it ended  -> {"status": ...}
+    {"op": "spawn", "uid": u} + a socket and    fork a worker that talks on that socket, runs as uid u and
+      the cgroups' cgroup.procs passed along    joins those cgroups (:func:`.sandbox.contain`) -> {"pid": ...}
+    {"op": "status", "pid": p, "wait": s}       the worker's wait status once it ended  -> {"status": ...},
+                                                with "outside": true if its init was killed before it
     {"op": "cleanup", "pid": p}                 kill and reap everything left, wipe the private /tmp
     {"op": "preload", "modules": [...]}         import more modules before forking (e.g. keras)
 

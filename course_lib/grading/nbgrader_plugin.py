@@ -146,7 +146,6 @@ class TrustedExecute(NbGraderPreprocessor):
                         cpu_seconds=self.cpu_seconds, memory_bytes=self.memory_bytes, processes=self.processes,
                         file_bytes=self.file_bytes, resident_bytes=self.resident_bytes, uid_base=self.uid_base,
                         uid_count=self.uid_count, submission_seconds=self.submission_seconds)
-        deadline = time.monotonic() + limits.submission_seconds
 
         test_idx = {i: _grade_id(c) for i, c in enumerate(nb.cells)
                     if c.cell_type == "code" and utils.is_grade(c) and not utils.is_solution(c)
@@ -171,6 +170,7 @@ class TrustedExecute(NbGraderPreprocessor):
         hide = [coursedir.root, *sandbox.default_hidden(), *self.hide_paths, *self._db_file(info["db_url"]),
                 *forbid.answer_key_paths([*self.sandbox_visible, *self._imported_course_modules(instructor)])]
         zygote = _shared_zygote(limits, hide, sandbox.python_paths(), self._preload(instructor), self.log)
+        deadline = time.monotonic() + limits.submission_seconds     # the parts' time, not the sandbox's start
         plan = CellPlan()
         lines = [f"{student}/{assignment}/{notebook_id}: {len(test_idx)} graded parts, "
                  f"{len(code)} other code cells (each part's sandbox runs those above its test cell)"]

@@ -650,9 +650,9 @@ class Lease:
     def _make_cgroups(self) -> None:
         for controller, parent in sorted(_cgroup_dirs().items()):
             path = os.path.join(parent, f"course_lib-sandbox-{self.uid}")
-            if os.path.isdir(path):
-                self._kill_cgroup(path)
-            else:
+            if os.path.isdir(path):                    # left by a run that was killed: start afresh
+                _remove_cgroup(path)
+            if not os.path.isdir(path):
                 os.mkdir(path)
             self.cgroups.append(path)
             if controller == "memory":
@@ -679,36 +679,9 @@ class Lease:
                 pass
         return False
 
-    @staticmethod
-    def _kill_cgroup(path: str) -> None:
-        for _ in range(200):
-            try:
-                with open(os.path.join(path, "cgroup.procs")) as f:
-                    pids = [int(p) for p in f.read().split()]
-            except OSError:
-                return
-            if not pids:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.005)
-
     def _remove_cgroups(self) -> None:
         for path in self.cgroups:
-            self._kill_cgroup(path)
-            for _ in range(100):
-                try:
-                    os.rmdir(path)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as exc:
-                    if exc.errno != errno.EBUSY:
-                        break
-                    time.sleep(0.005)               # the last tasks are still being reaped
+            _remove_cgroup(path)
         self.cgroups = []
 
     def release(self) -> None:
@@ -719,6 +692,39 @@ class Lease:
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
+
+
+def _kill_cgroup(path: str) -> None:
+    """SIGKILL every task of the cgroup at ``path`` until it has none (processes forking meanwhile too)."""
+    for _ in range(200):
+        try:
+            with open(os.path.join(path, "cgroup.procs")) as f:
+                pids = [int(p) for p in f.read().split()]
+        except OSError:
+            return
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.005)
+
+
+def _remove_cgroup(path: str) -> None:
+    """Kill every task of a cgroup and remove it (waiting a little for the last ones to be reaped)."""
+    _kill_cgroup(path)
+    for _ in range(100):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                return
+            time.sleep(0.005)
 
 
 def _write(folder: str, name: str, value: int) -> None:
