@@ -45,8 +45,10 @@ def active_content(html: str) -> list:
             bad.append(tag)
         for name, value in attrs.items():
             value = (value or "").strip().lower()
-            if name.startswith("on") or name == "style" or (name == "href" and value.startswith(("javascript:", "data:")))\
-                    or (name == "src" and not value.startswith("data:image/png")):
+            runs = name.startswith("on") or name == "style"
+            navigates = name == "href" and value.startswith(("javascript:", "data:"))
+            loads = name == "src" and not value.startswith("data:image/png")
+            if runs or navigates or loads:
                 bad.append(f"{tag} {name}={value[:40]}")
     return bad
 
@@ -54,7 +56,8 @@ def active_content(html: str) -> list:
 def render(markdown: str, attachments: dict | None = None) -> str:
     env = Environment()
     env.filters["md"] = markdown2html
-    return env.from_string("{{ source | md }}").render(source=markdown, cell={"attachments": attachments or {}}, resources={})
+    return env.from_string("{{ source | md }}").render(source=markdown, cell={"attachments": attachments or {}},
+                                                       resources={})
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
