@@ -234,7 +234,9 @@ def test_chapter_has_self_checks_with_hidden_answers(docname):
     """Does the chapter end with 3-5 self-check questions, each answer behind a toggle (dropdown)?"""
     text = _reader_text(docname)
     assert "## Self-check" in text, f"{docname} has no '## Self-check' section"
-    section = text[text.index("## Self-check"):text.index("## Exercises")]
+    start = text.index("## Self-check")
+    end = text.find("\n## ", start + 1)
+    section = text[start:end if end != -1 else len(text)]
     questions = re.findall(r"^\*\*\d+\.\*\*", section, re.M)
     answers = ANSWER.findall(section)
     assert 3 <= len(questions) <= 5, f"{docname}: {len(questions)} self-check questions, expected 3 to 5"
