@@ -346,7 +346,7 @@ GRU_CELL: tuple[Mistake, ...] = (
     _m("the update gate is used the other way round: h_t = z ⊙ n + (1 - z) ⊙ h_{t-1}",
        "PyTorch's GRU keeps z ⊙ h_{t-1} and takes (1 - z) ⊙ n: h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_{t-1}.",
        gru_variant, update="flipped"),
-    _m("the reset gate is applied before the matmul, W_hn (r ⊙ h_{t-1}) (the 2014 paper's form, "
+    _m("the reset gate is applied before the matmul, W_hn (r ⊙ h_{t-1}) (the form of the published GRU paper, arXiv 1406.1078v3, and "
        "Keras's reset_after=False)",
        "This course follows PyTorch (and Keras's default reset_after=True): "
        "n_t = tanh(W_in x_t + b_in + r_t ⊙ (W_hn h_{t-1} + b_hn)).",
