@@ -253,7 +253,8 @@ def fewer_steps(ratios: Mapping[int, float], what: str) -> Verdict:
     if not ratios:
         raise ValueError("fewer_steps needs at least one ratio")
     values = list(ratios.values())
-    number = f"{what} {min(values):.2f}-{max(values):.2f}x the steps"
+    lo, hi = f"{min(values):.2f}", f"{max(values):.2f}"
+    number = f"{what} {lo}x the steps" if lo == hi else f"{what} {lo}-{hi}x the steps"
     if all(r < 0.9 for r in values):
         return Verdict(HOLDS, number)
     if any(r < 1 for r in values):
