@@ -273,8 +273,15 @@ def _axe_violations(page) -> list[dict]:
 def test_page_has_no_serious_accessibility_violation(visit, docname, theme):
     """Does axe-core find no serious or critical accessibility problem on the page, in either theme?"""
     v = visit(f"{docname}.html")
+    # The theme's colours change through CSS transitions: switched off first, so that axe reads the colours
+    # the reader settles on, not a frame in between (which failed contrast checks now and then).
+    v.page.add_style_tag(content="*, *::before, *::after { transition: none !important; "
+                                 "animation: none !important; }")
     v.page.evaluate("theme => { document.documentElement.dataset.theme = theme;"
                     " document.documentElement.dataset.mode = theme; }", theme)
+    v.page.wait_for_function("theme => document.documentElement.dataset.theme === theme"
+                             " && getComputedStyle(document.body).color !== ''", arg=theme)
+    v.page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
     violations = _axe_violations(v.page)
     blocking = [(x["id"], x["impact"], x["help"], [n["target"] for n in x["nodes"][:3]])
                 for x in violations if x["impact"] in BLOCKING_IMPACTS]
