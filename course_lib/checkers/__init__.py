@@ -19,6 +19,8 @@ and, when the answer matches a known mistake, the name of that mistake::
 - :mod:`.keras_torch` ``check_forecaster``, ``check_torch_to_keras_weights``, ``check_training``
   (and ``forecast_baselines``, the lookups a trained forecaster must beat)
 - :mod:`.language_model` ``check_sample``, ``check_tbptt_epoch``, ``check_char_model`` (a character model)
+- :mod:`.seq2seq`    ``check_additive_attention``, ``check_decode_step``, ``check_beam_search``,
+  ``check_seq2seq_model`` (an encoder-decoder with attention trained on string reversal)
 - :mod:`.weights`    trained weights returned as a state dict, checked against an architecture
 - :mod:`.mistakes`   the catalogue of named mistakes the messages draw on
 - :mod:`._core`      calling the student's code safely, reading its result as clean tensors, comparing
@@ -34,6 +36,7 @@ from .gradients import check_state_gradient_norms
 from .keras_torch import check_forecaster, check_torch_to_keras_weights, check_training, forecast_baselines
 from .language_model import check_char_model, check_sample, check_tbptt_epoch
 from .layers import check_gru_layer, check_lstm_layer, check_rnn_layer
+from .seq2seq import check_additive_attention, check_beam_search, check_decode_step, check_seq2seq_model
 
 __all__ = [
     "CheckFailed",
@@ -45,4 +48,5 @@ __all__ = [
     "check_forecaster", "check_torch_to_keras_weights", "check_training",
     "forecast_baselines",
     "check_sample", "check_tbptt_epoch", "check_char_model",
+    "check_additive_attention", "check_decode_step", "check_beam_search", "check_seq2seq_model",
 ]
