@@ -104,6 +104,8 @@ c.TrustedExecute.forbidden = {
     "06_language_model": ["language_model.sample_ids", "language_model.next_char_probs", "language_model.generate",
                           "language_model.stream_windows", "language_model.train_lm", "language_model.detach_state",
                           "language_model.corpus", "data.load_text"],
+    "07_seq2seq": ["seq2seq.additive_attention", "seq2seq.beam_search", ".decode_step", ".greedy", ".beam",
+                   "torch.scaled_dot_product_attention", "nn.MultiheadAttention", "torch.multi_head_attention_forward"],
 }
 # The same shortcuts switched off in the sandbox while the assignment is graded, below any name the
 # student's code could reach them by (aliases, getattr with a built string, pickle, compile...): ATen
@@ -119,6 +121,11 @@ c.TrustedExecute.forbidden_operations = {
     "03_gru": ["aten::gru", "aten::gru_cell", "aten::_thnn_fused_gru_cell"],
     "05_attention": ["aten::scaled_dot_product_attention", "aten::_scaled_dot_product_*",
                      "aten::_native_multi_head_attention", "torch.nn.functional.multi_head_attention_forward"],
+    # Not course_lib.seq2seq.additive_attention or Seq2Seq.decode_step: Part 4 trains the course's Seq2Seq,
+    # whose forward pass runs them; the static scan above charges a graded function that names them.
+    "07_seq2seq": ["aten::scaled_dot_product_attention", "aten::_scaled_dot_product_*",
+                   "aten::_native_multi_head_attention", "torch.nn.functional.multi_head_attention_forward",
+                   "course_lib.seq2seq.beam_search"],
 }
 # A student who deletes a graded cell gets it back (with a note) and is graded on it, instead of
 # silently losing it; locked cells that were edited are restored from the gradebook anyway.

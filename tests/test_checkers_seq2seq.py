@@ -336,12 +336,19 @@ def test_weights_of_a_model_without_attention_are_refused_by_name():
     _fails(check_seq2seq_model, plain, "missing w_query, w_key, v")
 
 
-def test_the_held_out_strings_are_not_the_training_pairs():
-    """Are the grader's strings drawn apart from the pairs the student's function receives, at every seed?"""
-    for seed in (0, 1, 12345):
-        train_set, held_out = cs.task_data(seed)
-        assert not torch.equal(train_set.src[:cs.N_HELD_OUT], held_out.src[:cs.N_HELD_OUT])
-        assert held_out.src.shape[0] == cs.N_HELD_OUT and int(held_out.src_len.max()) <= cs.MAX_LEN
+def test_the_held_out_strings_cannot_be_regenerated_from_what_the_function_receives():
+    """Is the held-out seed unrelated to the seeds the student's function gets (the training pairs' and its own)?"""
+    seen = {}
+    def spy(src, src_len, tgt_in, tgt_out, seed):
+        seen.update(src=src, seed=seed)
+        return train(src, src_len, tgt_in, tgt_out, seed, steps=0)
+    with pytest.raises(CheckFailed):
+        check_seq2seq_model(spy, seed=5)
+    train_set, held_out = cs.task_data(5)
+    assert torch.equal(seen["src"], train_set.src)
+    assert seen["seed"] not in (5, cs.derived_seed(5, "held-out"), cs.derived_seed(5, "train"))
+    assert len({cs.derived_seed(5, p) for p in ("train", "held-out", "model")}) == 3
+    assert held_out.src.shape[0] == cs.N_HELD_OUT and int(held_out.src_len.max()) <= cs.MAX_LEN
 
 
 def test_the_target_is_far_above_chance():
@@ -351,3 +358,52 @@ def test_the_target_is_far_above_chance():
     pred, _ = model.greedy(held_out.src, held_out.src_len, held_out.tgt_out.shape[1])
     assert float(s2s.sequence_correct(pred, held_out.tgt_out).float().mean()) < 0.2 < cs.TARGET_ACCURACY
     assert math.isclose(cs.TARGET_ACCURACY, 0.9)
+
+
+# ----------------------------------------------------------------------------- the shortcuts the assignment forbids
+
+def _forbidden_07() -> list[str]:
+    import runpy
+    from pathlib import Path
+
+    class C(dict):
+        def __getattr__(self, name):
+            return self.setdefault(name, C())
+
+    c = C()
+    runpy.run_path(str(Path(__file__).resolve().parent.parent / "nbgrader_config.py"),
+                   init_globals={"get_config": lambda: c})
+    return c.TrustedExecute.forbidden["07_seq2seq"]
+
+
+@pytest.mark.parametrize("grade_id, fn, body", [
+    ("additive_attention_check", "additive_attention(query, keys, mask, w_query, w_key, v)",
+     "return seq2seq.additive_attention(query, keys, mask, w_query, w_key, v)"),
+    ("decode_step_check", "decode_step(y_prev, s_prev, enc_states, mask, weights)",
+     "return Seq2Seq(Seq2SeqConfig(9)).decode_step(y_prev, s_prev, None)"),
+    ("beam_search_check", "beam_search(log_probs, bos, eos, beam_width, max_len)",
+     "return bs(lambda t, s: (log_probs[0, t], s), None, bos=bos, eos=eos, beam_width=beam_width, max_len=max_len)"),
+])
+def test_calling_the_course_answer_key_is_a_forbidden_shortcut(grade_id, fn, body):
+    """Does the 07 forbidden list charge a graded function that hands its work to course_lib.seq2seq?"""
+    from course_lib.grading.trusted import policy_findings
+
+    head = ("from course_lib import seq2seq\nfrom course_lib.seq2seq import Seq2Seq, Seq2SeqConfig\n"
+            "from course_lib.seq2seq import beam_search as bs\n")
+    name = fn.split("(")[0]
+    cell = f"{head}def {fn}:\n    {body}\n"
+    assert policy_findings([(1, cell)], {grade_id: [name]}, _forbidden_07()).get(grade_id), body
+    clean = f"{head}def {fn}:\n    return None\n"
+    assert not policy_findings([(1, clean)], {grade_id: [name]}, _forbidden_07())
+
+
+def test_training_the_course_model_is_allowed():
+    """Part 4 builds and calls the course's Seq2Seq: the forbidden list must not charge that."""
+    from course_lib.grading.trusted import policy_findings
+
+    cell = ("from course_lib.seq2seq import Seq2Seq, Seq2SeqConfig\nfrom course_lib.data.transduction import "
+            "Seq2SeqBatch\ndef train_seq2seq(src, src_len, tgt_in, tgt_out, seed):\n"
+            "    model = Seq2Seq(Seq2SeqConfig(vocab_size=9, embed_size=16, hidden_size=32), seed=seed)\n"
+            "    model(Seq2SeqBatch(src, src_len, tgt_in, tgt_out)).sum().backward()\n"
+            "    return {k: v.detach().clone() for k, v in model.state_dict().items()}\n")
+    assert not policy_findings([(1, cell)], {"train_seq2seq_check": ["train_seq2seq"]}, _forbidden_07())

@@ -31,7 +31,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent           # the venv's bin: nbgrader, and alembic, which nbgrader calls
-ASSIGNMENTS = ("01_rnn", "02_lstm", "03_gru", "04_keras_pytorch", "05_attention", "06_language_model")
+ASSIGNMENTS = ("01_rnn", "02_lstm", "03_gru", "04_keras_pytorch", "05_attention", "06_language_model",
+               "07_seq2seq")
 COURSE_ID = "rnn-to-lstm"                    # as in nbgrader_config.py
 NOT_IMPLEMENTED = "not implemented yet"      # what a checker says about an untouched function
 

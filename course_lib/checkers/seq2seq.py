@@ -13,8 +13,8 @@ r"""Checkers for sequence to sequence with attention (assignment 7).
 - ``check_seq2seq_model(fn)``: ``fn(src, src_len, tgt_in, tgt_out, seed) -> state dict`` trains the
   exercise's model on the reversal pairs it is given; the grader loads the returned tensors into the
   course's model (:mod:`.weights`) and measures its exact-match accuracy, decoding greedily, on fresh
-  strings drawn here with a seed derived from the check's seed (a secret one in grading), which the
-  student's function never receives.
+  strings drawn here with a seed hashed from the check's seed (a secret one in grading); neither those
+  strings nor their seed ever reach the student's function.
 
 Shapes: N batch, S source length, H hidden size (of keys and query alike), A attention size, E embedding
 size, V vocabulary size. The mistaken variants below are written from scratch, independently of
@@ -24,6 +24,7 @@ tests confirm against the reference.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from typing import Any, Callable
 
@@ -42,7 +43,7 @@ __all__ = [
     "attention_variant", "decode_step_variant", "beam_variant",
     "ADDITIVE_ATTENTION", "DECODE_STEP", "BEAM_SEARCH",
     "N_SYMBOLS", "MAX_LEN", "MODEL_EMBED", "MODEL_HIDDEN", "N_TRAIN", "N_HELD_OUT", "TARGET_ACCURACY",
-    "exercise_config", "exercise_model", "task_data",
+    "exercise_config", "exercise_model", "task_data", "derived_seed",
 ]
 
 _NEG_INF = float("-inf")
@@ -557,10 +558,18 @@ def exercise_model() -> s2s.Seq2Seq:
     return s2s.Seq2Seq(exercise_config(), seed=0)
 
 
+def derived_seed(seed: int, purpose: str) -> int:
+    """A seed for ``purpose`` ("train", "held-out", "model") made from the check's seed by a one-way hash, so that
+    the seeds the student's function receives say nothing about the seed of the held-out strings."""
+    digest = hashlib.sha256(f"rnn-to-lstm/07_seq2seq/{purpose}/{seed}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 2**31
+
+
 def task_data(seed: int) -> tuple[Seq2SeqBatch, Seq2SeqBatch]:
-    """``(train, held_out)`` for the check at ``seed``: two reversal batches drawn with different seeds."""
-    train = reversal_task(N_TRAIN, min_len=1, max_len=MAX_LEN, n_symbols=N_SYMBOLS, seed=2 * seed)
-    held_out = reversal_task(N_HELD_OUT, min_len=1, max_len=MAX_LEN, n_symbols=N_SYMBOLS, seed=2 * seed + 1)
+    """``(train, held_out)`` for the check at ``seed``: two reversal batches drawn with unrelated seeds."""
+    train = reversal_task(N_TRAIN, min_len=1, max_len=MAX_LEN, n_symbols=N_SYMBOLS, seed=derived_seed(seed, "train"))
+    held_out = reversal_task(N_HELD_OUT, min_len=1, max_len=MAX_LEN, n_symbols=N_SYMBOLS,
+                             seed=derived_seed(seed, "held-out"))
     return train, held_out
 
 
@@ -576,7 +585,7 @@ def check_seq2seq_model(fn: Any, *, seed: int = 0, target: float = TARGET_ACCURA
     check_callable(fn, name, ("src", "src_len", "tgt_in", "tgt_out", "seed"))
     train, held_out = task_data(seed)
     args = {"src": train.src, "src_len": train.src_len, "tgt_in": train.tgt_in, "tgt_out": train.tgt_out,
-            "seed": seed}
+            "seed": derived_seed(seed, "model")}
     with torch.enable_grad():
         result = call_student(fn, name, args)
     model = load_trained(result, exercise_model, name)
