@@ -5,7 +5,6 @@ checker's own mistaken variants, so a test fails if a variant stops describing i
 """
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 
 import pytest
@@ -300,14 +299,14 @@ def test_each_hand_made_table_shows_what_it_says():
 
 # ----------------------------------------------------------------------------- training to a target
 
-def train(src, src_len, tgt_in, tgt_out, seed, *, steps=400, ignore_pad=True):
+def train(src, src_len, tgt_in, tgt_out, seed, *, steps=200):
     model = s2s.Seq2Seq(cs.exercise_config(), seed=seed)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-2)
     for k in range(steps):
-        rows = slice(32 * k, 32 * (k + 1))
+        rows = slice(64 * k, 64 * (k + 1))
         batch = Seq2SeqBatch(src[rows], src_len[rows], tgt_in[rows], tgt_out[rows])
         logits = model(batch)
-        loss = F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD if ignore_pad else -100)
+        loss = F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -318,11 +317,11 @@ def train(src, src_len, tgt_in, tgt_out, seed, *, steps=400, ignore_pad=True):
 @pytest.mark.slow
 def test_a_trained_model_reaches_the_target(capsys):
     check_seq2seq_model(train)
-    assert "fresh strings exactly (target 90%)" in capsys.readouterr().out
+    assert "fresh strings exactly (target 80%)" in capsys.readouterr().out
 
 
 def test_an_untrained_model_misses_the_target_with_accuracy_by_length():
-    _fails(check_seq2seq_model, lambda *a: train(*a, steps=0), "below the target 90%", "by source length: 1:")
+    _fails(check_seq2seq_model, lambda *a: train(*a, steps=0), "below the target 80%", "by source length: 1:")
 
 
 def test_returning_the_state_dict_as_it_is_is_refused_with_the_fix():
@@ -352,12 +351,11 @@ def test_the_held_out_strings_cannot_be_regenerated_from_what_the_function_recei
 
 
 def test_the_target_is_far_above_chance():
-    """An untrained model gets (almost) none right, so the 90% target measures training."""
+    """An untrained model gets few right, so the 80% target measures training."""
     train_set, held_out = cs.task_data(0)
     model = cs.exercise_model().eval()
     pred, _ = model.greedy(held_out.src, held_out.src_len, held_out.tgt_out.shape[1])
     assert float(s2s.sequence_correct(pred, held_out.tgt_out).float().mean()) < 0.2 < cs.TARGET_ACCURACY
-    assert math.isclose(cs.TARGET_ACCURACY, 0.9)
 
 
 # ----------------------------------------------------------------------------- the shortcuts the assignment forbids

@@ -541,10 +541,11 @@ N_SYMBOLS, MAX_LEN = 6, 6
 MODEL_EMBED, MODEL_HIDDEN = 16, 32
 #: Training pairs handed to the student's function, and held-out strings the grader draws for itself.
 N_TRAIN, N_HELD_OUT = 12_800, 1000
-#: Exact-match accuracy to reach on the held-out strings, decoding greedily. Measured with the notebook's
-#: recipe (400 steps of 32 pairs, Adam lr 1e-2, clipping at 1; about 10 s on one loaded core): 0.96-0.99
-#: at seeds 0-3; an untrained model gets none right.
-TARGET_ACCURACY = 0.9
+#: Exact-match accuracy to reach on the held-out strings, decoding greedily. Measured with the notebook's recipe
+#: (one pass over the pairs in 200 batches of 64, Adam lr 2e-2, clipping at 1; 10-24 s on one core of a machine
+#: loaded 7-9 deep, a few seconds unloaded): 0.898 to 0.998 over seeds 2-15. The untrained model gets about 9%
+#: right, nearly all of them one letter long.
+TARGET_ACCURACY = 0.8
 
 
 def exercise_config() -> s2s.Seq2SeqConfig:
@@ -600,7 +601,7 @@ def check_seq2seq_model(fn: Any, *, seed: int = 0, target: float = TARGET_ACCURA
              f"exactly, below the target {target:.0%} (by source length: {per}). Check that the loss goes down: the "
              f"targets are tgt_out with PAD ignored (F.cross_entropy(..., ignore_index=PAD)), the model reads "
              f"Seq2SeqBatch(src, src_len, tgt_in, tgt_out), and every batch needs zero_grad, backward and an "
-             f"optimiser step (the notebook's recipe: 400 batches of 32, Adam lr 1e-2, clipping at 1).")
+             f"optimiser step (the notebook's recipe: 200 batches of 64, Adam lr 2e-2, clipping at 1).")
     vocab = SymbolVocab(N_SYMBOLS)
     shown = ", ".join(f"{vocab.decode(s)!r} -> {vocab.decode(p)!r}" for s, p in zip(held_out.src[:3], pred[:3]))
     print(f"{name}: reverses {accuracy:.1%} of {N_HELD_OUT} fresh strings exactly (target {target:.0%}), "
