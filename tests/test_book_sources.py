@@ -24,6 +24,7 @@ EXERCISES = {
     "chapters/04_language_models": "exercises/06_language_model/language_model.ipynb",
     "chapters/05_keras_pytorch": "exercises/04_keras_pytorch/keras_pytorch.ipynb",
     "chapters/08_transformers": "exercises/05_attention/attention.ipynb",
+    "chapters/07_seq2seq_attention": "exercises/07_seq2seq/seq2seq.ipynb",
 }
 
 FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
