@@ -278,6 +278,25 @@ def test_beam_search_with_bos_in_the_tokens_is_told_what_to_return():
     assert exc.mistakes == ()
 
 
+def test_beam_search_returning_every_hypothesis_is_told_to_return_the_best():
+    _fails(check_beam_search, lambda *a: [beam(*a), beam(*a)], "return only the best one")
+
+
+def test_beam_search_tokens_as_numpy_or_tensor_integers_are_read():
+    import numpy as np
+    check_beam_search(lambda *a: ([np.int64(t) for t in beam(*a)[0]], np.float64(beam(*a)[1])))
+    check_beam_search(lambda *a: ([torch.tensor(t) for t in beam(*a)[0]], beam(*a)[1]))
+
+
+def test_a_decode_step_waiting_for_part_1_says_so():
+    def waiting(query, keys, mask, w_query, w_key, v):
+        raise NotImplementedError()
+
+    def step_on_unwritten_attention(y_prev, s_prev, enc_states, mask, weights):
+        waiting(s_prev, enc_states, mask, weights["w_query"], weights["w_key"], weights["v"])
+    _fails(check_decode_step, step_on_unwritten_attention, "not implemented yet", "Part 1 must be written first")
+
+
 def test_beam_search_right_tokens_wrong_score_says_so():
     _fails(check_beam_search, lambda *a: (beam(*a)[0], 0.0), "the right tokens", "sum of their log-probabilities")
 

@@ -296,7 +296,12 @@ def check_decode_step(fn: Any, *, seed: int = 0) -> None:
                   error_hint="Check the shapes: emb is (N, E), context (N, H), the GRU's input [emb; context] "
                              "(N, E + H), and the output layer's input [s; context] (N, 2H).",
                   finite_hint=lambda case: _ATTN_FINITE)
-    run_exercise(fn, ex, cases)
+    try:
+        run_exercise(fn, ex, cases)
+    except CheckFailed as exc:
+        if "not implemented yet" not in str(exc):
+            raise
+        fail(f"{exc} decode_step calls your additive_attention, so Part 1 must be written first.", exc.mistakes)
     success("decode_step", len(cases), "batches of 2 to 4 with padded sources, hidden sizes 4 to 6, embedding "
             "sizes 3 and 4, vocabularies of 6 to 8 tokens")
 
@@ -444,6 +449,14 @@ def _reference_beam(log_probs: Tensor, bos: int, eos: int, beam_width: int, max_
     return best[0]
 
 
+def _is_int(value: Any) -> bool:
+    """A Python int, a NumPy integer or a 0-d integer tensor (not a bool)."""
+    if type(value) is Tensor:
+        return value.dim() == 0 and not value.is_floating_point() and not value.is_complex() \
+            and value.dtype != torch.bool
+    return type(value) is int or isinstance(value, np.integer)
+
+
 def _tokens_and_score(result: Any, name: str) -> tuple[list[int], float]:
     """The student's ``(tokens, score)`` as a list of ints and a float, after checking their types."""
     if result is None:
@@ -462,16 +475,19 @@ def _tokens_and_score(result: Any, name: str) -> tuple[list[int], float]:
         tokens = [int(i) for i in tokens.tolist()]
     elif type(tokens) in (list, tuple):
         items = list(tokens)
-        if not all(type(i) is int for i in items):
-            bad = next(i for i in items if type(i) is not int)
+        if items and type(items[0]) in (list, tuple):
+            fail(f"{name}: your {name} returned a list of hypotheses; return only the best one, as a tuple "
+                 f"(tokens, score).")
+        if not all(_is_int(i) for i in items):
+            bad = next(i for i in items if not _is_int(i))
             fail(f"{name}: tokens should be a list of Python ints, but it holds a {type(bad).__name__}; "
                  f"use int(...) or .item() on each token.")
-        tokens = items
+        tokens = [int(i) for i in items]
     else:
         fail(f"{name}: tokens should be a list of ints, got a {type(tokens).__name__}.")
     if type(score) is Tensor and score.numel() == 1 and score.is_floating_point():
         score = float(score.detach().reshape(()))
-    elif type(score) in (float, int):
+    elif type(score) in (float, int) or isinstance(score, np.floating):
         score = float(score)
     else:
         fail(f"{name}: score should be a float (the hypothesis's total log-probability), got a "
