@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from .. import seq2seq as s2s
-from ..data.transduction import EOS, PAD, Seq2SeqBatch, SymbolVocab, reversal_task
+from ..data.transduction import Seq2SeqBatch, SymbolVocab, reversal_task
 from ._core import CheckFailed, Leaf, Randn, call_student, check_callable, fail, student_facing, unpack_nested
 from ._engine import Case, Exercise, Mistake, run_exercise, success
 from .weights import load_trained
@@ -96,8 +96,8 @@ def _m(label: str, hint: str, fn: Callable, **switches) -> Mistake:
 
 _MASK = ("Set the scores of padded positions to -inf BEFORE the softmax (e.masked_fill(~mask, float('-inf'))): "
          "their weights are then exactly 0 and the real positions' weights still sum to 1.")
-_SCORE = "The score of source position j is e_j = v · tanh(W_q q + W_k k_j): q @ w_query.T is (N, A), keys @ w_key.T is " \
-         "(N, S, A); add them (broadcast over S), apply tanh, then multiply by v to get (N, S)."
+_SCORE = ("The score of source position j is e_j = v · tanh(W_q q + W_k k_j): q @ w_query.T is (N, A), keys @ w_key.T "
+          "is (N, S, A); add them (broadcast over S), apply tanh, then multiply by v to get (N, S).")
 
 ADDITIVE_ATTENTION: tuple[Mistake, ...] = (
     _m("the padding mask is applied after the softmax, so the weights of the real positions no longer sum to 1",
@@ -171,7 +171,8 @@ def check_additive_attention(fn: Any, *, seed: int = 0) -> None:
     """
     cases = _attention_cases(seed)
     ex = Exercise("additive_attention", ("query", "keys", "mask", "w_query", "w_key", "v"),
-                  lambda result, case: list(unpack_nested(result, ("context", "weights"), "additive_attention").values()),
+                  lambda result, case: list(unpack_nested(result, ("context", "weights"),
+                                                          "additive_attention").values()),
                   ADDITIVE_ATTENTION, _attention_diagnose, oracle_name="the reference",
                   error_hint="Check the shapes: query @ w_query.T is (N, A), keys @ w_key.T is (N, S, A), and the "
                              "scores e are (N, S).",
