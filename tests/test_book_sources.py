@@ -169,6 +169,7 @@ WRONG_STATEMENTS = {
     "twin below shows it does": "the tanh twin also differs in learning rate and initial weights: it cannot "
         "show what the activation does",
     "comes from the initialisation, not": "the IRNN changes the activation (ReLU) as well as the start",
+    "c_L]`, each": "with return_sequences=True the first output is (N, L, H); only h_L and c_L are (N, H)",
 }
 
 
@@ -338,3 +339,10 @@ def test_chapter_1_runs_an_identity_initialised_rnn():
     assert 'nonlinearity="relu"' in code and "torch.eye(" in code, "chapter 1 should build the IRNN of Le et al."
     assert "{glue:text}`irnn_verdict`" in text and "{glue:text}`irnn_mse" in text, (
         "the IRNN's result should be quoted from the run, not written by hand")
+
+
+def test_forecaster_verdict_against_its_baseline_comes_from_the_run():
+    """Does chapter 5 say whether the trained GRU beats the seasonal-naive forecast from the computed errors?"""
+    text = _reader_text("chapters/05_keras_pytorch")
+    for key in ("forecast_verdict", "forecast_gru_mse", "forecast_naive_mse"):
+        assert f"{{glue:text}}`{key}" in text, f"chapter 5 should quote {key} from the run"
