@@ -346,3 +346,23 @@ def test_forecaster_verdict_against_its_baseline_comes_from_the_run():
     text = _reader_text("chapters/05_keras_pytorch")
     for key in ("forecast_verdict", "forecast_gru_mse", "forecast_naive_mse"):
         assert f"{{glue:text}}`{key}" in text, f"chapter 5 should quote {key} from the run"
+
+
+#: Pages whose visible code is kept to the width of the content column (about 77 monospace characters
+#: at the browser test's default 1280 px): longer lines do not scroll (course.css wraps them) but break
+#: mid-expression, which is hard to read.
+NARROW_CODE_PAGES = ["chapters/01_why_rnns_forget", "chapters/02_lstm", "chapters/03_gru",
+                     "chapters/05_keras_pytorch", "appendix/benchmarks"]
+CODE_COLUMN = 76
+
+
+@pytest.mark.parametrize("docname", NARROW_CODE_PAGES)
+def test_visible_code_fits_the_column(docname):
+    """Does every line of the code a reader sees without opening a toggle fit the content column?"""
+    long_lines = []
+    for _, body in CODE_CELL.findall(_reader_text(docname)):
+        tags = re.search(r"^:tags:\s*\[(.*)\]", body, re.M)
+        if tags and re.search(r"remove-input|remove-cell|hide-input|hide-cell", tags.group(1)):
+            continue
+        long_lines += [line for line in body.splitlines() if len(line) > CODE_COLUMN]
+    assert not long_lines, f"{docname}: code lines wider than {CODE_COLUMN} characters: {long_lines[:5]}"
