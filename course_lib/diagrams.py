@@ -136,11 +136,11 @@ def _box(x: float, y: float, w: float, h: float, fill: str, content: str, *, siz
             f"fill-opacity='0.28' stroke='{stroke}' stroke-width='{sw}'/>" + _text(x, y, content, size=size))
 
 
-def _node(x: float, y: float, op: str, *, highlight: bool = False) -> str:
+def _node(x: float, y: float, op: str, *, highlight: bool = False, size: int = 17) -> str:
     stroke = FILL["new"] if highlight else "currentColor"
     sw = 3 if highlight else 1.5
     return (f"<circle cx='{x}' cy='{y}' r='13' fill='{FILL['op']}' fill-opacity='0.2' stroke='{stroke}' "
-            f"stroke-width='{sw}'/>" + _text(x, y, op, size=17))
+            f"stroke-width='{sw}'/>" + _text(x, y, op, size=size))
 
 
 def _svg(width: int, height: int, body: list[str], alt: str) -> str:
@@ -198,75 +198,104 @@ def unrolled_rnn(steps: int = 4) -> Diagram:
 
 LSTM_STAGES = ("cell_state", "forget", "input", "output")
 
+#: Opacity of the parts a stage of :func:`lstm_cell` has not introduced yet (drawn dashed and unlabelled).
+GHOST_OPACITY = 0.3
+
+
+def _ghost(parts: list[str]) -> str:
+    """Parts still to come: faint, dashed (stroke-dasharray is inherited), and never labelled."""
+    return (f"<g class='to-come' opacity='{GHOST_OPACITY}' stroke-dasharray='5 4'>" + "".join(parts)
+            + "</g>")
+
 
 def lstm_cell(stage: str = "output") -> Diagram:
     """The LSTM cell built up in four stages: the cell-state path, + forget gate, + input gate
     and candidate, + output gate (``stage`` names the last part drawn; new parts are outlined green).
+
+    Every stage draws the whole cell in the same place, so the pictures differ only in what is
+    finished: the parts a stage has not reached yet are faint dashed outlines without labels.
     """
     if stage not in LSTM_STAGES:
         raise ValueError(f"stage must be one of {LSTM_STAGES}, got {stage!r}")
     level = LSTM_STAGES.index(stage)
     s = lstm_structure()
     squash = {"sigmoid": "σ", "tanh": "tanh"}
-    body = []
-    y_c, y_gate, y_bus = 70, 235, 300
-    x_forget, x_write, x_out = 190, 340, 520
+    y_c, y_gate, y_bus, y_mix, y_h = 70, 235, 300, 150, 190
+    x_forget, x_write, x_out = 190, 340, 540
     gate_x = {"f": 190, "i": 300, "g": 380, "o": 470}
-    # the cell-state path: c_{t-1} -> [x f] -> [+ i*g] -> c_t, no weight matrix on it
-    body.append(_sym(38, y_c, "c_{t-1}", size=16))
-    body.append(_line([(62, y_c), (600, y_c)], width=3.5))
-    body.append(_sym(620, y_c, "c_t", size=16))
+    introduced = {"f": 1, "i": 2, "g": 2, "o": 3}          # the stage at which each gate appears
+
+    def gate(name: str) -> list[str]:
+        """One gate block on the input bus; labelled (symbol and squashing function) once it is drawn."""
+        x, shown = gate_x[name], level >= introduced[name]
+        fill = FILL[s.activation[name]]
+        box = _box(x, y_gate, 58, 36, fill, squash[s.activation[name]] if shown else "",
+                   highlight=shown and introduced[name] == level)
+        parts = [box, _line([(x, y_bus), (x, y_gate + 18)])]
+        if shown:
+            parts.append(_sym(x + 36, y_gate - 22, f"{name}_t", size=15, anchor="start"))
+        return parts
+
+    # Each part of the cell, with the stage that introduces it (0: the cell-state path).
+    parts: dict[int, list[str]] = {0: [], 1: [], 2: [], 3: []}
+    parts[0].append(f"<rect x='80' y='32' width='520' height='290' rx='16' fill='none' "
+                    f"stroke='currentColor' stroke-opacity='0.35' stroke-width='1.5'/>")
+    # the cell-state path: c_{t-1} -> [x f] -> [+ i*g] -> c_t; it breaks only at the operations drawn on it
+    stops = [x for x, lvl in ((x_forget, 1), (x_write, 2)) if level >= lvl]
+    xs = [62] + [v for x in stops for v in (x - 14, x + 14)] + [620]
+    for k in range(0, len(xs), 2):
+        parts[0].append(_line([(xs[k], y_c), (xs[k + 1], y_c)], width=3.5, arrow=k + 2 == len(xs)))
+    parts[0].append(_sym(40, y_c, "c_{t-1}", size=16))
+    parts[0].append(_sym(640, y_c, "c_t", size=16))
     if level == 0:
-        body.append(_text(330, 130, "cell state: carried from step to step", size=14))
-        body.append(_text(330, 152, "with no weight matrix on the way", size=14))
-    if level >= 1 or level >= 2 or level >= 3:
-        body.append(_line([(40, y_bus), (480, y_bus)], arrow=False))
-        body.append(_sym(30, y_bus + 22, "h_{t-1}", size=15, anchor="start"))
-        body.append(_line([(110, 340), (110, y_bus)], arrow=False))
-        body.append(_sym(110, 352, "x_t", size=15))
-    present = []
+        parts[0].append(_text(340, 16, "the cell state, carried from step to step with no weight matrix on the way",
+                              size=13))
+    # the inputs every gate reads: h_{t-1} and x_t, on one bus along the bottom
+    parts[1] += [_line([(40, y_bus), (480, y_bus)], arrow=False),
+                 _line([(110, 345), (110, y_bus)], arrow=False)]
     if level >= 1:
-        present.append("f")
-        body.append(_node(x_forget, y_c, "×", highlight=level == 1))
-    if level >= 2:
-        present += ["i", "g"]
-        body.append(_node(x_write, y_c, "+", highlight=level == 2))
-        body.append(_node(x_write, 150, "×", highlight=level == 2))
-        body.append(_line([(gate_x["i"], y_gate - 18), (gate_x["i"], 150), (x_write - 14, 150)]))
-        body.append(_line([(gate_x["g"], y_gate - 18), (gate_x["g"], 150), (x_write + 14, 150)]))
-        body.append(_line([(x_write, 137), (x_write, y_c + 14)]))
+        parts[1] += [_sym(30, y_bus + 22, "h_{t-1}", size=15, anchor="start"), _sym(110, 356, "x_t", size=15)]
+    # forget gate: f_t multiplies the cell state
+    parts[1] += gate("f") + [_node(x_forget, y_c, "×" if level >= 1 else "", highlight=level == 1),
+                             _line([(gate_x["f"], y_gate - 18), (gate_x["f"], y_c + 14)])]
+    # input gate and candidate: i_t * g_t is added to the cell state
+    parts[2] += gate("i") + gate("g") + [
+        _node(x_write, y_c, "+" if level >= 2 else "", highlight=level == 2),
+        _node(x_write, y_mix, "×" if level >= 2 else "", highlight=level == 2),
+        _line([(gate_x["i"], y_gate - 18), (gate_x["i"], y_mix), (x_write - 14, y_mix)]),
+        _line([(gate_x["g"], y_gate - 18), (gate_x["g"], y_mix), (x_write + 14, y_mix)]),
+        _line([(x_write, y_mix - 13), (x_write, y_c + 14)])]
+    # output gate: h_t = o_t * tanh(c_t)
+    parts[3] += gate("o") + [
+        _box(x_out, 130, 56, 30, FILL["tanh"], "tanh" if level >= 3 else "", size=13, highlight=level == 3),
+        _line([(x_out, y_c), (x_out, 114)]),
+        _node(x_out, y_h, "×" if level >= 3 else "", highlight=level == 3),
+        _line([(x_out, 146), (x_out, y_h - 14)]),
+        _line([(gate_x["o"], y_gate - 18), (gate_x["o"], y_h), (x_out - 14, y_h)]),
+        _line([(x_out + 14, y_h), (620, y_h)])]
     if level >= 3:
-        present.append("o")
-        body.append(_box(x_out + 20, 130, 56, 30, FILL["tanh"], "tanh", size=13, highlight=True))
-        body.append(_line([(x_out + 20, y_c), (x_out + 20, 114)]))
-        body.append(_node(x_out + 20, 190, "×", highlight=True))
-        body.append(_line([(x_out + 20, 146), (x_out + 20, 176)]))
-        body.append(_line([(gate_x["o"], y_gate - 18), (gate_x["o"], 190), (x_out + 6, 190)]))
-        body.append(_line([(x_out + 34, 190), (600, 190)]))
-        body.append(_sym(620, 190, "h_t", size=16))
-    if "f" in present:
-        body.append(_line([(gate_x["f"], y_gate - 18), (gate_x["f"], y_c + 14)]))
-    for gate in present:
-        x = gate_x[gate]
-        body.append(_box(x, y_gate, 58, 36, FILL[s.activation[gate]], squash[s.activation[gate]],
-                         highlight=(gate == "f" and level == 1) or (gate in "ig" and level == 2)
-                         or (gate == "o" and level == 3)))
-        body.append(_sym(x + 36, y_gate - 22, f"{gate}_t", size=15, anchor="start"))
-        body.append(_line([(x, y_bus), (x, y_gate + 18)]))
-    if level >= 1:
-        rows = " | ".join(s.order)
-        body.append(_text(640, 330, f"rows of W_ih, W_hh: {rows}", size=12, anchor="end"))
+        parts[3].append(_sym(640, y_h, "h_t", size=16))
+
+    body = []
+    for lvl in range(4):
+        body += parts[lvl] if lvl <= level else [_ghost(parts[lvl])]
+    rows = " | ".join(s.order)
+    body.append(_text(640, 345, f"rows of W_ih, W_hh: {rows}", size=12, anchor="end"))
+
+    present = [g for g in ("f", "i", "g", "o") if level >= introduced[g]]
     names = {"f": "forget gate f_t", "i": "input gate i_t", "g": "candidate g_t", "o": "output gate o_t"}
-    parts = ["the cell state runs straight across the top from c_t-1 to c_t with no weight matrix on it"]
+    described = ["the cell state runs straight across the top from c_t-1 to c_t with no weight matrix on it"]
     if level >= 1:
-        parts.append("a sigmoid forget gate f_t, computed from h_t-1 and x_t, multiplies it")
+        described.append("a sigmoid forget gate f_t, computed from h_t-1 and x_t, multiplies it")
     if level >= 2:
-        parts.append("a sigmoid input gate i_t times a tanh candidate g_t is added to it")
+        described.append("a sigmoid input gate i_t times a tanh candidate g_t is added to it")
     if level >= 3:
-        parts.append("the new cell state, squashed by tanh and multiplied by a sigmoid output gate o_t, "
-                     "leaves as the hidden state h_t")
+        described.append("the new cell state, squashed by tanh and multiplied by a sigmoid output gate o_t, "
+                         "leaves as the hidden state h_t")
+    if level < 3:
+        described.append("the parts added in the next steps are drawn as faint dashed outlines")
     alt = (f"LSTM cell, step {level + 1} of 4 ({', '.join(names[g] for g in present) or 'cell state only'}): "
-           + "; ".join(parts) + ".")
+           + "; ".join(described) + ".")
     return Diagram(_svg(660, 365, body, alt), alt)
 
 
@@ -281,7 +310,8 @@ def gru_cell(reset: str | None = None) -> Diagram:
     y_h, y_bus = 70, 345
     # the state path h_{t-1} -> [x z] -> [+ (1-z) n] -> h_t
     body.append(_sym(38, y_h, "h_{t-1}", size=16))
-    body.append(_line([(64, y_h), (640, y_h)], width=3.5))
+    for x0, x1, last in ((64, 236, False), (264, 456, False), (484, 640, True)):   # broken at the two nodes
+        body.append(_line([(x0, y_h), (x1, y_h)], width=3.5, arrow=last))
     body.append(_sym(660, y_h, "h_t", size=16))
     body.append(_node(250, y_h, "×"))
     body.append(_node(470, y_h, "+"))
@@ -295,7 +325,7 @@ def gru_cell(reset: str | None = None) -> Diagram:
     body.append(_line([(250, y_bus), (250, 280)]))
     body.append(_line([(250, 244), (250, y_h + 14)]))
     body.append(_line([(250, 150), (316, 150)]))
-    body.append(_node(330, 150, "1−"))
+    body.append(_node(330, 150, "1−", size=12))
     body.append(_line([(344, 150), (456, 150)]))
     body.append(_node(470, 150, "×"))
     body.append(_line([(470, 137), (470, y_h + 14)]))

@@ -89,6 +89,30 @@ def test_lstm_cell_is_built_up_gate_by_gate():
         diagrams.lstm_cell("peephole")
 
 
+def _shapes(svg: str) -> set[tuple]:
+    """Every box and node of a picture, by position and size."""
+    root = ET.fromstring(svg)
+    keys = {"rect": ("x", "y", "width", "height"), "circle": ("cx", "cy", "r")}
+    return {(tag, *(el.get(k) for k in keys[tag])) for tag in keys for el in root.iter(f"{SVG}{tag}")}
+
+
+def test_lstm_stages_share_one_layout():
+    """Does every stage draw the whole cell in the same place, the parts still to come faint and unlabelled?"""
+    stages = {stage: diagrams.lstm_cell(stage).svg for stage in diagrams.LSTM_STAGES}
+    layouts = {stage: (ET.fromstring(svg).get("viewBox"), _shapes(svg)) for stage, svg in stages.items()}
+    first = layouts["cell_state"]
+    assert len(first[1]) >= 10, "the first stage should already show where the four gates and four operations go"
+    for stage, layout in layouts.items():
+        assert layout == first, f"stage {stage!r} moves, adds or removes parts of the picture"
+    for stage, svg in stages.items():
+        ghosts = [g for g in ET.fromstring(svg).iter(f"{SVG}g") if g.get("class") == "to-come"]
+        assert bool(ghosts) == (stage != "output"), f"{stage}: parts to come should be drawn faintly, until the last stage"
+        for g in ghosts:
+            assert float(g.get("opacity")) <= 0.5
+            assert not "".join("".join(t.itertext()) for t in g.iter(f"{SVG}text")).strip(), (
+                f"{stage}: a part still to come carries a label")
+
+
 def test_gru_cell_shows_its_gates_and_reset_placement():
     """Does the GRU picture label r_t, z_t, n_t and put the reset gate where PyTorch does?"""
     d = diagrams.gru_cell()
