@@ -8,7 +8,7 @@ The book's figures, the exercises' graders and the tests all call it.
 - ``course_lib.data``       the adding and copy tasks, a seasonal series, a small public-domain text
 - ``course_lib.models``     one model class around nn.RNN/LSTM/GRU and a small causal transformer
 - ``course_lib.train``      a seeded training loop (Adam/SGD, clipping, early stop) and evaluation
-- ``course_lib.measure``    gradients through time, gate recordings, cost and memory, solve sweeps
+- ``course_lib.measure``    gate recordings, gradients through time, cost and memory, training experiments
 - ``course_lib.plots``      the book's figures
 """
 __version__ = "0.1.0"
