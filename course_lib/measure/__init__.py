@@ -10,6 +10,7 @@
   :func:`summarize`), :func:`length_generalization`, :func:`clipping_runs`, :func:`small_data_run`,
   :func:`parallel_calls`
 - :mod:`~course_lib.measure.formatting`   numbers as the text writes them: :func:`format_span`, :func:`format_table`
+- :mod:`~course_lib.measure.layer_speed`  course_lib's recurrent layers timed against ``torch.nn`` (the benchmarks page)
 - :mod:`~course_lib.measure.timing`       the one median timer (:func:`~course_lib.measure.timing.median_seconds`)
   and :func:`~course_lib.measure.timing.machine`
 """
