@@ -75,6 +75,12 @@ def test_state_gradient_norms_names_the_mistake(fn, words):
     assert words in failure(checkers.check_state_gradient_norms, fn)
 
 
+def test_state_gradient_norms_unnamed_mistake_says_what_the_last_norm_should_be():
+    """A wrong answer no catalogue entry fits: is the student told that norms[-1] is sqrt(N·H) (N=2, H=4)?"""
+    message = failure(checkers.check_state_gradient_norms, lambda *args: 1.1 * norms_right(*args))
+    assert "norms[-1] should be sqrt(N·H) = 2.828, the norm of ∂s/∂h_{L-1} (all ones)" in message, message
+
+
 # ----------------------------------------------------------------------------- check_parameter_count
 
 def count_right(i, h, n):

@@ -19,7 +19,7 @@ import torch
 
 from . import mistakes
 from ._core import Leaf, Randn, _seq_items, fail, student_facing, unpack_nested
-from ._engine import Case, Exercise, run_exercise, success
+from ._engine import Builder, Case, Exercise, correct_on, grade
 
 __all__ = ["check_clip_grad_norm"]
 
@@ -109,8 +109,14 @@ def build(seed: int = 0) -> tuple[Exercise, list[Case]]:
                   lambda case, got, mism: ("Scale every tensor by the same factor min(1, max_norm / total_norm), "
                                            "total_norm = sqrt(Σ_k ‖g_k‖²)."),
                   oracle_name="torch.nn.utils.clip_grad_norm_", after=_check_norm,
-                  finite_hint=lambda case: case.note)
+                  finite_hint=lambda case: case.note,
+                  passed=correct_on(len(cases), f"{len(SHAPES)} gradient tensors; global norm above and below "
+                                                f"max_norm, and 0"))
     return ex, cases
+
+
+#: The exercises of this module, for the catalogue tests (see :mod:`._engine`).
+EXERCISES: dict[str, Builder] = {NAME: build}
 
 
 @student_facing
@@ -119,6 +125,4 @@ def check_clip_grad_norm(fn: Any, *, seed: int = 0) -> None:
 
     Prints one line on success; raises :class:`CheckFailed` with what to fix otherwise.
     """
-    ex, cases = build(seed)
-    run_exercise(fn, ex, cases)
-    success(NAME, len(cases), f"{len(SHAPES)} gradient tensors; global norm above and below max_norm, and 0")
+    grade(fn, *build(seed))
