@@ -229,13 +229,13 @@ def test_wrong_submission_gets_partial_credit_and_named_mistake(graded: Round, k
     got = graded.scores[(assignment, student)]
     assert got == graded.expected(assignment, student), fx.description
     assert 0 < sum(got.values()) < sum(graded.points[assignment].values()), "a partial score"
-    assert fx.message and fx.message in graded.feedback(assignment, student)
+    assert fx.feedback and fx.feedback in graded.feedback(assignment, student)
 
 
 def test_there_are_three_named_mistakes_per_assignment():
     """Is every assignment tried with at least three different realistic mistakes?"""
     for assignment in ASSIGNMENTS:
-        named = [fx for fx in make_submissions.read_fixtures(assignment) if "is not defined" not in fx.message]
+        named = [fx for fx in make_submissions.read_fixtures(assignment) if "is not defined" not in fx.feedback]
         assert len(named) >= 3, assignment
 
 
