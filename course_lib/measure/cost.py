@@ -54,7 +54,7 @@ def step_time(model: nn.Module, x: Tensor, y: Tensor, *, repeats: int = 5, warmu
     machine disturbs far less than the wall clock; ``clock="wall"`` uses ``time.perf_counter``.
     ``implementation="torch"`` times PyTorch's own layers (which may call fused, vendor-tuned
     kernels for some kinds and not others); ``"reference"`` times the same arithmetic for every
-    kind, the reference cells in a Python loop (:meth:`SequenceModel.unrolled`).
+    kind, the reference cells in a Python loop (:meth:`~course_lib.models.RecurrentModel.unrolled`).
     The model's weights change during the measurement (it trains on the batch).
     """
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -74,11 +74,11 @@ def inference_step_time(model: SequenceModel, context_len: int, *, kv_cache: boo
 
     Only that one output is timed; the context is fed beforehand, with seeded random inputs.
 
-    - A recurrent model carries its state: one :meth:`SequenceModel.step`, whatever the context.
+    - A recurrent model carries its state: one :meth:`~course_lib.models.RecurrentModel.step`, whatever the context.
     - A transformer with ``kv_cache=False`` reruns ``forward`` on the whole prefix of
-      ``context_len + 1`` inputs (``nn.TransformerEncoder`` keeps no cache of past keys and values).
+      ``context_len + 1`` inputs (a forward pass keeps no cache of past keys and values).
     - A transformer with ``kv_cache=True`` first steps through the context to fill a
-      :class:`~course_lib.models.KVCache`, then the timed call is one :meth:`SequenceModel.step`:
+      :class:`~course_lib.models.KVCache`, then the timed call is one :meth:`~course_lib.models.AttentionModel.step`:
       the newest position attends over the ``context_len`` cached keys and values.
     """
     cfg = model.config
