@@ -24,7 +24,7 @@ import torch
 from .. import reference
 from ..reference import LayerWeights
 from . import mistakes
-from ._core import Leaf, Mismatch, Randn, _seq_items, compare, fail, positive_int, student_facing
+from ._core import Leaf, Mismatch, Randn, seq_items, compare, fail, positive_int, student_facing
 from ._engine import Builder, Case, Exercise, grade
 from .cells import MATMUL_HINT, draw_weights
 
@@ -61,7 +61,7 @@ def _unpack(name: str, keys: tuple[str, ...]) -> Callable[[Any, Case], list[Any]
                      f"{order} (one gradient each).")
             return [got[k] for k in keys]
         if isinstance(result, (tuple, list)):
-            items = _seq_items(result)
+            items = seq_items(result)
             if len(items) != len(keys):
                 fail(f"{name}: your {name} returned {len(items)} gradients; expected {len(keys)}, in the "
                      f"order ({order}).")

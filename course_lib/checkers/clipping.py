@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from . import mistakes
-from ._core import Leaf, Randn, _seq_items, fail, student_facing, unpack_nested
+from ._core import Leaf, Randn, seq_items, fail, student_facing, unpack_nested
 from ._engine import Builder, Case, Exercise, correct_on, grade
 
 __all__ = ["check_clip_grad_norm"]
@@ -41,7 +41,7 @@ def _oracle(grads: list[torch.Tensor], max_norm: float) -> tuple[list[torch.Tens
 def _split(result: Any) -> tuple[Any, Any]:
     """``(list, norm)`` or just the list; the norm is None when it was not returned."""
     if isinstance(result, (tuple, list)):
-        items = _seq_items(result)
+        items = seq_items(result)
         if len(items) == 2 and isinstance(items[0], (tuple, list)):
             return items[0], items[1]
     return result, None
@@ -50,8 +50,8 @@ def _split(result: Any) -> tuple[Any, Any]:
 def _unpack(result: Any, case: Case) -> list[Any]:
     grads, _ = _split(result)
     n = len(case.leaves)
-    if isinstance(grads, (tuple, list)) and len(_seq_items(grads)) != n:
-        fail(f"{NAME}: your {NAME} returned {len(_seq_items(grads))} tensors for {n} gradients; return one clipped "
+    if isinstance(grads, (tuple, list)) and len(seq_items(grads)) != n:
+        fail(f"{NAME}: your {NAME} returned {len(seq_items(grads))} tensors for {n} gradients; return one clipped "
              f"tensor per gradient, in the same order.")
     structure = tuple(leaf.what for leaf in case.leaves)
     return list(unpack_nested(grads, structure, NAME).values())
