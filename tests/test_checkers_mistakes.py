@@ -159,7 +159,8 @@ SHADOWED = {
 
 
 #: The exercises whose student-style wrong implementations live in wrong_impls.py (the others' are in
-#: test_checkers_exercises.py and test_checkers_language_model.py, each with the phrase its message must contain).
+#: test_checkers_gradients.py, test_checkers_counting.py, test_checkers_keras_torch.py and
+#: test_checkers_language_model.py, each with the phrase its message must contain).
 TABLED = [f"{k}_cell" for k in ("rnn", "lstm", "gru")] + [f"{k}_layer" for k in ("rnn", "lstm", "gru")] + \
     ["rnn_backward", "lstm_backward", "attention", "clip_grad_norm"]
 
