@@ -88,7 +88,7 @@ def generated(tmp_path_factory) -> Path:
 @dataclass
 class Round:
     course: Path
-    fixtures: dict[tuple[str, str], object]          # (assignment, student) -> Fixture
+    fixtures: dict[tuple[str, str], object]          # (assignment, student) -> casefiles.Case
     scores: dict[tuple[str, str], dict[str, float]]  # (assignment, student) -> {grade_id: score}
     points: dict[str, dict[str, float]]              # assignment -> {grade_id: max score}
     manual: dict[str, set[str]]                      # assignment -> grade_ids graded by hand
