@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from course_lib.benchmarks import machine  # noqa: E402
+from course_lib.measure.timing import machine  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 

@@ -14,7 +14,7 @@ repetitions of forward and forward+backward for:
 and prints each time with its ratio to ``native``. The course's target: ``fast`` within 1.2x of
 ``native`` on every shape. Timings are medians of interleaved rounds; the machine may be shared,
 so read ratios, which are measured side by side, rather than absolute times. The measuring code
-lives in :mod:`course_lib.benchmarks`, which the book's appendix page also runs.
+lives in :mod:`course_lib.measure.layer_speed`, which the book's appendix page also runs.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import argparse
 
 import torch
 
-from course_lib.benchmarks import KINDS, SHAPES, format_reference_speed, ratio_span, time_layer
+from course_lib.measure.layer_speed import KINDS, SHAPES, format_reference_speed, ratio_span, time_layer
 from record import recorded
 
 TARGET = 1.2   # fast / native, on every shape

@@ -6,9 +6,9 @@ The book's figures, the exercises' graders and the tests all call it.
 - ``course_lib.convert``    weights between PyTorch, the reference layout and Keras 3
 - ``course_lib.checkers``   graders that compare a student's function with the reference and name mistakes
 - ``course_lib.data``       the adding and copy tasks, a seasonal series, a small public-domain text
-- ``course_lib.models``     one model class around nn.RNN/LSTM/GRU and a small causal transformer
+- ``course_lib.models``     a recurrent model around nn.RNN/LSTM/GRU and a small causal transformer (attention model)
 - ``course_lib.train``      a seeded training loop (Adam/SGD, clipping, early stop) and evaluation
-- ``course_lib.measure``    gradients through time, gate recordings, cost and memory, solve sweeps
+- ``course_lib.measure``    gate recordings, gradients through time, cost and memory, training experiments
 - ``course_lib.plots``      the book's figures
 """
 __version__ = "0.1.0"

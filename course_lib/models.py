@@ -1,7 +1,9 @@
-"""The book's sequence models: one class around ``nn.RNN``, ``nn.LSTM``, ``nn.GRU`` and a small transformer.
+"""The book's sequence models: a recurrent model around ``nn.RNN``, ``nn.LSTM``, ``nn.GRU``, and a small
+causal transformer.
 
 A model is described by a frozen :class:`ModelConfig` (like nanoGPT's ``GPTConfig``) and built by
-:class:`SequenceModel`::
+:class:`SequenceModel`, which makes a :class:`RecurrentModel` or, for ``kind="transformer"``, an
+:class:`AttentionModel` (the two share the embedding, the head and the readout)::
 
     cfg = ModelConfig(kind="lstm", input_size=2, hidden_size=64, output_size=1, readout="last")
     model = SequenceModel(cfg, seed=0)
@@ -18,25 +20,31 @@ Two readouts:
 - ``"every"`` the head reads every step, ``y_t = W_y h_t + b_y``: one answer per step, as in the
   copy task or a character language model.
 
-Besides the fast ``forward`` (PyTorch's own layers), :meth:`SequenceModel.unrolled` runs the
+Besides the fast ``forward`` (PyTorch's own layers), :meth:`RecurrentModel.unrolled` runs the
 same weights through the reference cells of :mod:`course_lib.reference` in a Python loop over
 time and hands back every ``h_t`` as a tensor in the autograd graph, so that ``dL/dh_t`` can be
-measured (:mod:`course_lib.measure`). :meth:`SequenceModel.step` advances a model by one input,
-the way it runs when it generates: a recurrent model carries its state ``h_t`` (and ``c_t``), a
-transformer carries a :class:`KVCache` of the keys and values of every earlier position.
+measured (:mod:`course_lib.measure`). ``step`` advances a model by one input, the way it runs
+when it generates: a recurrent model carries its state ``h_t`` (and ``c_t``)
+(:meth:`RecurrentModel.step`), the transformer a :class:`KVCache` of the keys and values of every
+earlier position (:meth:`AttentionModel.step`). The transformer's layers are :class:`AttentionBlock` s,
+the arithmetic of ``nn.TransformerEncoderLayer`` written out so that the forward pass and a cached
+step run the same code.
 
 Shapes use the legend of :mod:`course_lib.reference.cells`: N batch, L length, H_in input size,
 H hidden size, and O output size.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import NamedTuple, Union
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
-__all__ = ["KINDS", "RECURRENT_KINDS", "KVCache", "ModelConfig", "SequenceModel", "State"]
+__all__ = ["KINDS", "RECURRENT_KINDS", "KVCache", "ModelConfig", "SequenceModel", "RecurrentModel",
+           "AttentionModel", "AttentionBlock", "State"]
 
 RECURRENT_KINDS = ("rnn", "lstm", "gru")
 KINDS = RECURRENT_KINDS + ("transformer",)
@@ -63,14 +71,14 @@ class KVCache(NamedTuple):
         return self.layers[0][0].shape[2] if self.layers else 0
 
 
-#: What :meth:`SequenceModel.step` carries: ``h`` (layers, N, H) for the RNN and GRU,
+#: What ``step`` carries: ``h`` (layers, N, H) for the RNN and GRU,
 #: ``(h, c)`` for the LSTM, a :class:`KVCache` for the transformer.
 State = Union[Tensor, tuple[Tensor, Tensor], KVCache]
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Everything that defines a :class:`SequenceModel`.
+    """Everything that defines a :class:`SequenceModel` (a :class:`RecurrentModel` or an :class:`AttentionModel`).
 
     kind         ``"rnn"`` (Elman, tanh), ``"lstm"``, ``"gru"`` or ``"transformer"``
     input_size   H_in, the size of x_t; with ``vocab_size`` it is the size of the token embedding
@@ -143,52 +151,43 @@ def _ref():
 class SequenceModel(nn.Module):
     """A sequence model: [embedding] -> recurrent layers or causal transformer -> linear head.
 
-    Recurrent kinds (``batch_first``)::
+    ``SequenceModel(config, seed=...)`` builds the model ``config.kind`` asks for, as ``pathlib.Path``
+    builds a ``PosixPath``: a :class:`RecurrentModel` for ``"rnn"``, ``"lstm"`` and ``"gru"``, an
+    :class:`AttentionModel` for ``"transformer"``. Both subclasses share what is here: the optional
+    embedding of token ids, the checks on the input, the linear head and its readout::
 
-        h_t = cell(x_t, h_{t-1})           # nn.RNN / nn.LSTM / nn.GRU, h_0 = 0
         y   = W_y h_L + b_y                # readout="last"   -> (N, O)
         y_t = W_y h_t + b_y                # readout="every"  -> (N, L, O)
 
-    ``kind="transformer"``: ``z_t = W_in x_t + p_t`` (learned position ``p_t``), then
-    ``num_layers`` pre-norm ``nn.TransformerEncoderLayer`` s with a causal mask (step t attends to
-    steps <= t only, like a recurrent model), a final LayerNorm, and the same head.
-
+    where ``h_t`` is the top layer's state at step t (:meth:`hidden_states`).
     ``seed`` makes the initial weights reproducible without touching the global random state.
     """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is SequenceModel:                # pick the model for the config's kind
+            config = args[0] if args else kwargs.get("config")
+            if isinstance(config, ModelConfig):
+                cls = AttentionModel if config.kind == "transformer" else RecurrentModel
+        return super().__new__(cls)
 
     def __init__(self, config: ModelConfig, *, seed: int | None = None) -> None:
         super().__init__()
         if not isinstance(config, ModelConfig):
             raise TypeError(f"expected a ModelConfig, got {type(config).__name__}")
+        if (config.kind == "transformer") != isinstance(self, AttentionModel):
+            name = type(self).__name__
+            raise ValueError(f"{'an' if name[0] in 'AEIOU' else 'a'} {name} cannot be built with "
+                             f"kind={config.kind!r}; SequenceModel(config) picks the right model")
         self.config = config
         with torch.random.fork_rng(enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
+            self.embed = nn.Embedding(config.vocab_size, config.input_size) if config.vocab_size else None
             self._build(config)
+            self.head = nn.Linear(config.hidden_size, config.output_size)
 
     def _build(self, cfg: ModelConfig) -> None:
-        H = cfg.hidden_size
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.input_size) if cfg.vocab_size else None
-        if cfg.kind == "transformer":
-            self.proj = nn.Linear(cfg.input_size, H)
-            self.pos = nn.Embedding(cfg.max_len, H)
-            layer = nn.TransformerEncoderLayer(H, cfg.n_heads, dim_feedforward=4 * H, dropout=0.0,
-                                               batch_first=True, norm_first=True)
-            self.core = nn.TransformerEncoder(layer, cfg.num_layers, norm=nn.LayerNorm(H),
-                                              enable_nested_tensor=False)
-        else:
-            extra = {"nonlinearity": cfg.nonlinearity} if cfg.kind == "rnn" else {}
-            self.core = _CORES[cfg.kind](cfg.input_size, H, cfg.num_layers, batch_first=True, **extra)
-            if cfg.recurrent_init == "identity":
-                with torch.no_grad():
-                    for w in _ref().weights_of(self.core):
-                        w.w_hh.copy_(torch.eye(H))                 # (H, H)
-                        w.b_hh.zero_()
-            if cfg.recurrent_init_scale != 1.0:
-                with torch.no_grad():
-                    for w in _ref().weights_of(self.core):
-                        w.w_hh.mul_(cfg.recurrent_init_scale)
-        self.head = nn.Linear(H, cfg.output_size)
+        raise TypeError("SequenceModel is built through RecurrentModel or AttentionModel")
 
     # ------------------------------------------------------------------ inputs and readout
     @property
@@ -196,7 +195,7 @@ class SequenceModel(nn.Module):
         return self.config.kind
 
     def embed_inputs(self, x: Tensor) -> Tensor:
-        """Check ``x`` and embed token ids: the (N, L, H_in) floats the recurrent layers read."""
+        """Check ``x`` and embed token ids: the (N, L, H_in) floats the layers read."""
         cfg = self.config
         if cfg.vocab_size:
             if x.dim() != 2 or x.dtype not in (torch.int64, torch.int32):
@@ -214,24 +213,39 @@ class SequenceModel(nn.Module):
             return self.head(hs[:, -1])                            # (N, O)
         return self.head(hs)                                       # (N, L, O)
 
-    # ------------------------------------------------------------------ forward passes
     def hidden_states(self, x: Tensor) -> Tensor:
-        """The top layer's state at every step, (N, L, H), computed by PyTorch's layers."""
-        z = self.embed_inputs(x)
-        if self.kind != "transformer":
-            hs, _ = self.core(z)                                   # (N, L, H)
-            return hs
-        L = z.shape[1]
-        if L > self.config.max_len:
-            raise ValueError(f"sequence length {L} exceeds this transformer's max_len={self.config.max_len}")
-        positions = torch.arange(L, device=z.device)
-        z = self.proj(z) + self.pos(positions)                     # (N, L, H)
-        mask = nn.Transformer.generate_square_subsequent_mask(L, device=z.device)  # (L, L), -inf above diagonal
-        return self.core(z, mask=mask, is_causal=True)             # (N, L, H)
+        """The top layer's state at every step, (N, L, H)."""
+        raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
         """``x`` (N, L, H_in) floats, or (N, L) token ids -> (N, O) or (N, L, O) by readout."""
         return self._readout(self.hidden_states(x))
+
+
+class RecurrentModel(SequenceModel):
+    """[embedding] -> ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` (``batch_first``) -> linear head::
+
+        h_t = cell(x_t, h_{t-1})           # h_0 = 0, for each of num_layers stacked layers
+    """
+
+    def _build(self, cfg: ModelConfig) -> None:
+        H = cfg.hidden_size
+        extra = {"nonlinearity": cfg.nonlinearity} if cfg.kind == "rnn" else {}
+        self.core = _CORES[cfg.kind](cfg.input_size, H, cfg.num_layers, batch_first=True, **extra)
+        if cfg.recurrent_init == "identity":
+            with torch.no_grad():
+                for w in _ref().weights_of(self.core):
+                    w.w_hh.copy_(torch.eye(H))                     # (H, H)
+                    w.b_hh.zero_()
+        if cfg.recurrent_init_scale != 1.0:
+            with torch.no_grad():
+                for w in _ref().weights_of(self.core):
+                    w.w_hh.mul_(cfg.recurrent_init_scale)
+
+    def hidden_states(self, x: Tensor) -> Tensor:
+        """The top layer's state at every step, (N, L, H), computed by PyTorch's layers."""
+        hs, _ = self.core(self.embed_inputs(x))                    # (N, L, H)
+        return hs
 
     def unrolled(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """The forward pass as an explicit loop over time through the reference cells.
@@ -240,8 +254,6 @@ class SequenceModel(nn.Module):
         ``h_t`` (each (N, H), t = 1..L). Every ``h_t`` is a node of the graph that every later
         step uses, so ``torch.autograd.grad(loss, hs)`` gives the total derivative ``dL/dh_t``.
         """
-        if self.kind == "transformer":
-            raise ValueError("unrolled() steps a recurrent model through time; a transformer has no h_t to unroll")
         z = self.embed_inputs(x)
         state = None
         hs = []
@@ -279,22 +291,12 @@ class SequenceModel(nn.Module):
     def step(self, x_t: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """Advance the model by one input, as it runs when it generates.
 
-        ``x_t`` (N, H_in) floats or (N,) token ids; ``state`` as the previous call returned it
-        (None at the start). Returns ``(y_t, state)`` with ``y_t`` (N, O), the output at the
-        newest position: ``forward(prefix)[:, -1]`` with ``readout="every"``.
-
-        - Recurrent kinds: ``state`` is PyTorch's layer state, ``h`` or ``(h, c)``, each
-          (layers, N, H). The cost of one step does not depend on how many steps came before.
-        - ``kind="transformer"``: ``state`` is a :class:`KVCache`. One generation step attends
-          the newest position over the cached keys and values and appends its own to them
-          (:meth:`_transformer_step`); the cost grows with the cache, O(d^2 + t d) per layer
-          after t positions, instead of rerunning the whole prefix.
+        ``x_t`` (N, H_in) floats or (N,) token ids; ``state`` is PyTorch's layer state as the previous
+        call returned it, ``h`` or ``(h, c)``, each (layers, N, H) (None at the start). Returns
+        ``(y_t, state)`` with ``y_t`` (N, O), the output at the newest position:
+        ``forward(prefix)[:, -1]`` with ``readout="every"``. The cost of one step does not depend on how
+        many steps came before.
         """
-        if self.kind == "transformer":
-            if state is not None and not isinstance(state, KVCache):
-                raise TypeError(f"a transformer steps with a KVCache (or None at the start), "
-                                f"got {type(state).__name__}")
-            return self._transformer_step(x_t, state)
         if isinstance(state, KVCache):
             raise TypeError(f"a {self.kind} model carries its recurrent state h (or (h, c)), not a KVCache")
         if self.config.vocab_size:
@@ -302,23 +304,102 @@ class SequenceModel(nn.Module):
         out, state = self.core(x_t.unsqueeze(1), state)            # out (N, 1, H), PyTorch's layer
         return self.head(out[:, 0]), state
 
-    def _transformer_step(self, x_t: Tensor, cache: KVCache | None) -> tuple[Tensor, KVCache]:
-        r"""One generation step of the transformer at position t = ``cache.length``.
 
-        The newest position enters as ``z_t = W_in x_t + p_t`` and goes through every pre-norm
-        layer; in each, with ``u = LayerNorm_1(z_t)``, per head::
+class AttentionBlock(nn.Module):
+    r"""One pre-norm causal self-attention layer of width D with ``n_heads`` heads of d_head = D / heads.
 
-            q_t, k_t, v_t = W_q u, W_k u, W_v u              # the newest position's views
-            K = [K_cache; k_t],  V = [V_cache; v_t]          # append to the cache: (t+1, d_head)
-            a_t = softmax(q_t K^T / sqrt(d_head)) V          # attend over positions 0..t
-            z_t <- z_t + W_o [a_t of every head]
-            z_t <- z_t + W_2 relu(W_1 LayerNorm_2(z_t))
+    The arithmetic of ``nn.TransformerEncoderLayer(D, n_heads, dim_feedforward=4D, dropout=0,
+    batch_first=True, norm_first=True)``, written out so that a cached generation step can run it too::
 
-        No mask is needed: the cache holds earlier positions only, which is exactly what the
-        causal mask of :meth:`hidden_states` lets position t see. Returns ``(y_t, longer cache)``.
+        u       = LayerNorm_1(z)
+        q, k, v = W_q u, W_k u, W_v u                 # per head; W_q | W_k | W_v stacked in ``qkv``
+        a       = softmax(q K^T / sqrt(d_head) + mask) V  per head, K and V the keys and values so far
+        z      <- z + W_o [a of every head]
+        z      <- z + W_2 relu(W_1 LayerNorm_2(z))
+
+    Its weights are drawn in ``nn.TransformerEncoderLayer``'s order (``W_o`` first, then ``qkv``
+    by Xavier's rule, zero attention biases), so a seed gives the weights that layer would have.
+    """
+
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        D = d_model
+        self.n_heads = n_heads
+        self.norm1 = nn.LayerNorm(D)
+        self.qkv = nn.utils.skip_init(nn.Linear, D, 3 * D)        # (3D, D), drawn below
+        self.out = nn.Linear(D, D)                                  # W_o
+        nn.init.xavier_uniform_(self.qkv.weight)
+        nn.init.zeros_(self.qkv.bias)
+        nn.init.zeros_(self.out.bias)
+        self.ff1 = nn.Linear(D, 4 * D)                              # W_1
+        self.ff2 = nn.Linear(4 * D, D)                              # W_2
+        self.norm2 = nn.LayerNorm(D)
+
+    def forward(self, z: Tensor, cache: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """``z`` (N, T, D) -> ``(z, (K, V))``, the keys and values of every position so far, each (N, heads, t, d_head).
+
+        Without ``cache``, z is a whole sequence and position t attends to positions <= t (the causal mask).
+        With ``cache``, the keys and values of t earlier positions, z is one new position (T = 1), which
+        attends to all of them and to itself: no mask is needed, the cache holds earlier positions only.
         """
+        N, T, D = z.shape
+        if cache is not None and T != 1:
+            raise ValueError(f"a cached step takes one new position, got {T}")
+        q, k, v = (part.view(N, T, self.n_heads, D // self.n_heads).transpose(1, 2)
+                   for part in self.qkv(self.norm1(z)).chunk(3, dim=-1))   # each (N, heads, T, d_head)
+        if cache is not None:
+            k = torch.cat([cache[0], k], dim=2)                    # (N, heads, t+1, d_head)
+            v = torch.cat([cache[1], v], dim=2)
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=cache is None)   # (N, heads, T, d_head)
+        z = z + self.out(a.transpose(1, 2).reshape(N, T, D))       # (N, T, D)
+        z = z + self.ff2(torch.relu(self.ff1(self.norm2(z))))
+        return z, (k, v)
+
+
+class AttentionModel(SequenceModel):
+    """[embedding] -> ``z_t = W_in x_t + p_t`` (learned position ``p_t``) -> ``num_layers``
+    :class:`AttentionBlock` s with a causal mask (step t attends to steps <= t only, like a recurrent
+    model) -> a final LayerNorm -> linear head. Every layer starts with the same weights, as
+    ``nn.TransformerEncoder``'s copies of one layer do.
+    """
+
+    def _build(self, cfg: ModelConfig) -> None:
+        H = cfg.hidden_size
+        self.proj = nn.Linear(cfg.input_size, H)                   # W_in
+        self.pos = nn.Embedding(cfg.max_len, H)                    # p_t
+        first = AttentionBlock(H, cfg.n_heads)
+        self.blocks = nn.ModuleList([first] + [copy.deepcopy(first) for _ in range(cfg.num_layers - 1)])
+        self.norm = nn.LayerNorm(H)
+
+    def hidden_states(self, x: Tensor) -> Tensor:
+        """The top layer's state at every position, (N, L, H), all positions at once."""
+        z = self.embed_inputs(x)
+        L = z.shape[1]
+        if L > self.config.max_len:
+            raise ValueError(f"sequence length {L} exceeds this transformer's max_len={self.config.max_len}")
+        z = self.proj(z) + self.pos(torch.arange(L, device=z.device))   # (N, L, H)
+        for block in self.blocks:
+            z, _ = block(z)
+        return self.norm(z)                                        # (N, L, H)
+
+    def unrolled(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Refused: a transformer has no h_t carried from step to step (see :meth:`RecurrentModel.unrolled`)."""
+        raise ValueError("unrolled() steps a recurrent model through time; a transformer has no h_t to unroll")
+
+    def step(self, x_t: Tensor, state: KVCache | None = None) -> tuple[Tensor, KVCache]:
+        r"""One generation step at position t = ``state.length``: ``(y_t, a longer cache)``.
+
+        ``x_t`` (N, H_in) floats or (N,) token ids; ``state`` the :class:`KVCache` the previous call
+        returned (None at the start). The newest position enters as ``z_t = W_in x_t + p_t`` and goes
+        through every layer (:meth:`AttentionBlock.forward` with that layer's cache), whose keys and
+        values it appends to. ``y_t`` (N, O) is ``forward(prefix)[:, -1]`` with ``readout="every"``;
+        the cost grows with the cache, O(d^2 + t d) per layer after t positions, instead of rerunning
+        the whole prefix.
+        """
+        if state is not None and not isinstance(state, KVCache):
+            raise TypeError(f"a transformer steps with a KVCache (or None at the start), got {type(state).__name__}")
         cfg = self.config
-        t = 0 if cache is None else cache.length
+        t = 0 if state is None else state.length
         if t >= cfg.max_len:
             raise ValueError(f"position {t} exceeds this transformer's max_len={cfg.max_len}")
         if cfg.vocab_size:
@@ -330,21 +411,8 @@ class SequenceModel(nn.Module):
             raise ValueError(f"expected a float tensor (N, H_in) with H_in = {cfg.input_size}, "
                              f"got {x_t.dtype} of shape {tuple(x_t.shape)}")
         z = (self.proj(x_t) + self.pos.weight[t]).unsqueeze(1)     # (N, 1, D)
-        N, _, D = z.shape
-        heads = cfg.n_heads
-        new_layers = []
-        for index, layer in enumerate(self.core.layers):
-            attn = layer.self_attn
-            qkv = nn.functional.linear(layer.norm1(z), attn.in_proj_weight, attn.in_proj_bias)  # (N, 1, 3D)
-            q, k, v = (part.view(N, 1, heads, D // heads).transpose(1, 2)
-                       for part in qkv.chunk(3, dim=-1))           # each (N, heads, 1, d_head)
-            if cache is not None:
-                K_cache, V_cache = cache.layers[index]             # each (N, heads, t, d_head)
-                k = torch.cat([K_cache, k], dim=2)                 # (N, heads, t+1, d_head)
-                v = torch.cat([V_cache, v], dim=2)
-            a = _ref().scaled_dot_product_attention(q, k, v)              # (N, heads, 1, d_head)
-            z = z + attn.out_proj(a.transpose(1, 2).reshape(N, 1, D))  # (N, 1, D)
-            z = z + layer.linear2(layer.activation(layer.linear1(layer.norm2(z))))
-            new_layers.append((k, v))
-        z = self.core.norm(z)                                      # (N, 1, D)
-        return self.head(z[:, 0]), KVCache(tuple(new_layers))      # (N, O)
+        layers = []
+        for index, block in enumerate(self.blocks):
+            z, kv = block(z, None if state is None else state.layers[index])
+            layers.append(kv)
+        return self.head(self.norm(z)[:, 0]), KVCache(tuple(layers))   # (N, O)

@@ -3,9 +3,9 @@
 1. With every switch at its default, each switchable implementation agrees with torch (so a mistake
    is exactly one switch away from the right answer).
 2. Every entry differs clearly from the right answer on its checker's own cases (else it could never be named).
+   The exercises are found in every checker module's ``EXERCISES`` (:func:`course_lib.checkers.exercises`).
 3. Every entry is named for at least one student-style wrong implementation in ``wrong_impls.py``.
 """
-import functools
 import inspect
 
 import pytest
@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 import wrong_impls as W
 from course_lib import checkers
-from course_lib.checkers import attention, backward, cells, clipping, layers, mistakes
-from course_lib.checkers._engine import _mistake_leaves
+from course_lib.checkers import mistakes
+from course_lib.checkers._engine import mistake_leaves
 
 
 
@@ -109,12 +109,17 @@ def test_default_clip_variant_matches_torch(max_norm):
         torch.testing.assert_close(a, p.grad)
 
 
-BUILDS = {
-    **{f"{k}_cell": functools.partial(cells.build, k) for k in ("rnn", "lstm", "gru")},
-    **{f"{k}_layer": functools.partial(layers.build, k) for k in ("rnn", "lstm", "gru")},
-    **{f"{k}_backward": functools.partial(backward.build, k) for k in ("rnn", "lstm")},
-    "attention": attention.build, "clip_grad_norm": clipping.build,
-}
+BUILDS = checkers.exercises()     # every exercise of every checker module, found rather than listed
+
+
+def test_every_checker_module_lists_its_exercises():
+    """Does every module with a public check_* function list its exercises in EXERCISES, so that the catalogue
+    tests cover it?"""
+    for name, module in checkers.checker_modules().items():
+        checks = [n for n, f in vars(module).items() if n.startswith("check_") and inspect.isfunction(f)
+                  and f.__module__ == module.__name__]
+        if checks:
+            assert getattr(module, "EXERCISES", None), f"course_lib.checkers.{name} has {checks} but no EXERCISES"
 
 
 @pytest.mark.parametrize("name", BUILDS)
@@ -124,7 +129,7 @@ def test_every_mistake_is_visible_on_the_checkers_cases(name):
     for m in ex.mistakes:
         gaps = []
         for case in cases:
-            leaves = _mistake_leaves(ex, m, case)
+            leaves = mistake_leaves(ex, m, case)
             if leaves is not None:
                 gaps.append(max(float((a - b).abs().max()) for a, b in zip(leaves, case.expected)))
         assert gaps and max(g for g in gaps if g == g) > 100 * ex.atol, (m.label, gaps)
@@ -153,7 +158,14 @@ SHADOWED = {
 }
 
 
-@pytest.mark.parametrize("name", BUILDS)
+#: The exercises whose student-style wrong implementations live in wrong_impls.py (the others' are in
+#: test_checkers_gradients.py, test_checkers_counting.py, test_checkers_keras_torch.py and
+#: test_checkers_language_model.py, each with the phrase its message must contain).
+TABLED = [f"{k}_cell" for k in ("rnn", "lstm", "gru")] + [f"{k}_layer" for k in ("rnn", "lstm", "gru")] + \
+    ["rnn_backward", "lstm_backward", "attention", "clip_grad_norm"]
+
+
+@pytest.mark.parametrize("name", TABLED)
 def test_every_mistake_is_named_for_some_wrong_implementation(name):
     """Is every catalogue entry named in the message for at least one student-style wrong implementation?"""
     ex, _ = BUILDS[name]()

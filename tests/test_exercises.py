@@ -89,7 +89,7 @@ def generated(tmp_path_factory) -> Path:
 @dataclass
 class Round:
     course: Path
-    fixtures: dict[tuple[str, str], object]          # (assignment, student) -> Fixture
+    fixtures: dict[tuple[str, str], object]          # (assignment, student) -> casefiles.Case
     scores: dict[tuple[str, str], dict[str, float]]  # (assignment, student) -> {grade_id: score}
     points: dict[str, dict[str, float]]              # assignment -> {grade_id: max score}
     manual: dict[str, set[str]]                      # assignment -> grade_ids graded by hand
@@ -230,13 +230,13 @@ def test_wrong_submission_gets_partial_credit_and_named_mistake(graded: Round, k
     got = graded.scores[(assignment, student)]
     assert got == graded.expected(assignment, student), fx.description
     assert 0 < sum(got.values()) < sum(graded.points[assignment].values()), "a partial score"
-    assert fx.message and fx.message in graded.feedback(assignment, student)
+    assert fx.feedback and fx.feedback in graded.feedback(assignment, student)
 
 
 def test_there_are_three_named_mistakes_per_assignment():
     """Is every assignment tried with at least three different realistic mistakes?"""
     for assignment in ASSIGNMENTS:
-        named = [fx for fx in make_submissions.read_fixtures(assignment) if "is not defined" not in fx.message]
+        named = [fx for fx in make_submissions.read_fixtures(assignment) if "is not defined" not in fx.feedback]
         assert len(named) >= 3, assignment
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from test_trusted_grading import (COURSE_ID, TEST_LIMITS, Case, _notebook, nbgrader, read_case, submission,
-                                  write)
+from casefiles import Case, read_case
+from test_trusted_grading import COURSE_ID, TEST_LIMITS, _notebook, nbgrader, submission, write
 
 pytestmark = pytest.mark.slow
 

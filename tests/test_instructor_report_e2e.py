@@ -29,6 +29,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from casefiles import read_case
 from course_lib.checkers import mistakes
 from test_grading_parallel import postgres_url, run_parallel  # noqa: F401 - a fixture, used by name
 from test_trusted_grading import TEST_LIMITS, nbgrader
@@ -66,17 +67,6 @@ INDEPENDENT = ["ada", "bo", "cy", "eve", "fay", "gus", "hal", "ivy", "jo"]   # w
 KEY_COPY = {"kim"}
 
 
-def _cells(path: Path) -> dict[str, str]:
-    cells, current = {}, None
-    for line in path.read_text().splitlines():
-        if line.startswith("# %% "):
-            current = line[5:].strip()
-            cells[current] = []
-        elif current is not None:
-            cells[current].append(line)
-    return {k: "\n".join(v).strip("\n") for k, v in cells.items()}
-
-
 def _env(course: Path) -> dict:
     bin_dir = Path(sys.executable).parent
     return dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", KERAS_BACKEND="torch",
@@ -97,7 +87,7 @@ def course(tmp_path_factory) -> Path:
     (release,) = (course / "exercises" / ASSIGNMENT).glob("*.ipynb")
     for student in INJECTED:
         nb = nbformat.read(release, as_version=4)
-        given = _cells(FIXTURES / f"{student}.py") if student != "untouched" else {}
+        given = read_case(FIXTURES / f"{student}.py").replace if student != "untouched" else {}
         for cell in nb.cells:
             gid = cell.metadata.get("nbgrader", {}).get("grade_id")
             if gid in given:

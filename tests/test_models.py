@@ -1,9 +1,9 @@
-"""Tests for course_lib.models: the wrapper around nn.RNN / nn.LSTM / nn.GRU and the small transformer."""
+"""Tests for course_lib.models: the recurrent model around nn.RNN / nn.LSTM / nn.GRU and the small transformer."""
 import pytest
 import torch
 from torch import nn
 
-from course_lib.models import ModelConfig, SequenceModel
+from course_lib.models import AttentionBlock, AttentionModel, ModelConfig, RecurrentModel, SequenceModel
 
 RECURRENT = ["rnn", "lstm", "gru"]
 
@@ -133,7 +133,7 @@ def test_recurrent_init_scale_multiplies_only_the_recurrent_weights():
 # ------------------------------------------------------------------ transformer generation with a KV cache
 @pytest.mark.parametrize("vocab_size", [None, 11])
 def test_cached_transformer_step_equals_forward_on_the_prefix(vocab_size):
-    """Does one cached step give what PyTorch's encoder gives on the whole prefix, at every position?"""
+    """Does one cached step give what the uncached forward pass gives on the whole prefix, at every position?"""
     model = _model("transformer", hidden_size=8, n_heads=2, num_layers=2, readout="every", vocab_size=vocab_size)
     x = torch.randint(0, 11, (2, 9)) if vocab_size else torch.randn(2, 9, 3)
     cache = None
@@ -204,3 +204,63 @@ def test_identity_init_and_nonlinearity_are_checked(changes, message):
     """The identity start and the ReLU are plain-RNN options; anything else is refused in one sentence."""
     with pytest.raises(ValueError, match=message):
         ModelConfig(input_size=2, **changes)
+
+
+# ------------------------------------------------------------------ one class per kind of model
+@pytest.mark.parametrize("kind, cls", [("rnn", RecurrentModel), ("lstm", RecurrentModel), ("gru", RecurrentModel),
+                                       ("transformer", AttentionModel)])
+def test_sequence_model_builds_the_model_for_its_kind(kind, cls):
+    """Does SequenceModel(config) give a RecurrentModel for the recurrent kinds and an AttentionModel for the
+    transformer, each still a SequenceModel, with the weights the subclass itself builds at that seed?"""
+    extra = dict(hidden_size=8, n_heads=2) if kind == "transformer" else {}
+    model = _model(kind, **extra)
+    assert type(model) is cls and isinstance(model, SequenceModel)
+    direct = cls(ModelConfig(kind=kind, input_size=3, output_size=2, **{"hidden_size": 5, **extra}), seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), direct.state_dict().values()))
+
+
+def test_a_model_class_refuses_the_other_kind():
+    with pytest.raises(ValueError, match="a RecurrentModel cannot be built with kind='transformer'"):
+        RecurrentModel(ModelConfig(kind="transformer", hidden_size=8, n_heads=2))
+    with pytest.raises(ValueError, match="an? AttentionModel cannot be built with kind='gru'"):
+        AttentionModel(ModelConfig(kind="gru"))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_attention_block_computes_what_torch_encoder_layer_computes(train):
+    """Loaded with the same weights, does an AttentionBlock compute what a pre-norm nn.TransformerEncoderLayer
+    computes under the same causal mask (the arithmetic the book says it repeats)?"""
+    torch.manual_seed(0)
+    block = AttentionBlock(8, 2)
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=32, dropout=0.0, batch_first=True, norm_first=True)
+    with torch.no_grad():
+        for mine, theirs in [(block.norm1, layer.norm1), (block.qkv.weight, layer.self_attn.in_proj_weight),
+                             (block.qkv.bias, layer.self_attn.in_proj_bias), (block.out, layer.self_attn.out_proj),
+                             (block.ff1, layer.linear1), (block.ff2, layer.linear2), (block.norm2, layer.norm2)]:
+            if isinstance(mine, nn.Module):
+                theirs.load_state_dict(mine.state_dict())
+            else:
+                theirs.copy_(mine)
+    block.train(train), layer.train(train)
+    z = torch.randn(3, 6, 8)
+    mask = nn.Transformer.generate_square_subsequent_mask(6)
+    with torch.no_grad():
+        torch.testing.assert_close(block(z)[0], layer(z, src_mask=mask, is_causal=True), rtol=1e-5, atol=1e-5)
+
+
+def test_a_seed_gives_the_weights_torch_encoder_layer_would_have():
+    """Are an AttentionBlock's initial weights, drawn at a seed, those nn.TransformerEncoderLayer draws at it?"""
+    torch.manual_seed(3)
+    block = AttentionBlock(8, 2)
+    torch.manual_seed(3)
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=32, dropout=0.0, batch_first=True, norm_first=True)
+    assert torch.equal(block.qkv.weight, layer.self_attn.in_proj_weight)
+    assert torch.equal(block.out.weight, layer.self_attn.out_proj.weight)
+    assert torch.equal(block.ff1.weight, layer.linear1.weight) and torch.equal(block.ff2.bias, layer.linear2.bias)
+
+
+def test_a_cached_step_takes_one_position():
+    block = AttentionBlock(8, 2)
+    _, cache = block(torch.randn(1, 3, 8))
+    with pytest.raises(ValueError, match="a cached step takes one new position, got 2"):
+        block(torch.randn(1, 2, 8), cache)

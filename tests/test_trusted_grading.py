@@ -24,11 +24,13 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from casefiles import Case, read_case
 
 pytestmark = pytest.mark.slow
 
@@ -46,57 +48,6 @@ SOLUTION_MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
 
 
 # ------------------------------------------------------------------------------------------ fixtures files
-
-@dataclass
-class Case:
-    """One adversarial submission, read from tests/adversarial/<student>.py."""
-
-    student: str
-    assignment: str
-    description: str
-    expect: dict[str, float]
-    feedback: str
-    json_edits: list[tuple[str, str]]
-    needs_isolation: bool                                     # reads or writes what only isolation protects
-    replace: dict[str, str] = field(default_factory=dict)     # answer cell grade_id -> source
-    after: dict[str, str] = field(default_factory=dict)       # grade_id -> new cell inserted after it
-
-
-def read_case(path: Path) -> Case:
-    header, cells, current = [], {}, None
-    for line in path.read_text().splitlines():
-        if line.startswith("# %% "):
-            current = line[5:].strip()
-            cells[current] = []
-        elif current is None:
-            header.append(line.lstrip("#").strip())
-        else:
-            cells[current].append(line)
-    fields = {"assignment": "", "expect": "", "feedback": "", "needs": ""}
-    description, edits = [], []
-    for text in header:
-        key, _, value = text.partition(":")
-        if key in fields and _:
-            fields[key] = value.strip()
-        elif key == "json" and _:
-            kind, _, arg = value.strip().partition(" ")
-            edits.append((kind, arg))
-        elif text:
-            description.append(text)
-    expect = {}
-    for item in filter(None, (s.strip() for s in fields["expect"].split(","))):
-        grade_id, _, score = item.partition("=")
-        expect[grade_id.strip()] = float(score)
-    case = Case(path.stem, fields["assignment"], " ".join(description), expect, fields["feedback"], edits,
-                fields["needs"] == "isolation")
-    for key, lines in cells.items():
-        source = "\n".join(lines).strip("\n")
-        if key.startswith("after "):
-            case.after[key[6:]] = source
-        else:
-            case.replace[key] = source
-    return case
-
 
 ISOLATED = os.geteuid() == 0            # the sandbox switches user and namespaces only when run as root
 CASES = [c for c in map(read_case, sorted(ADVERSARIAL.glob("*.py"))) if ISOLATED or not c.needs_isolation]

@@ -24,7 +24,7 @@ comment lines that says what the student got wrong and what that should cost::
 
 ``expect`` lists the graded cells that should score below full marks (any not listed get full
 marks); ``message`` is what the feedback must say. A ``# %% <grade_id>`` cell of a written answer
-holds Markdown.
+holds Markdown. ``tests/casefiles.py`` reads these files (its docstring is the whole format).
 """
 from __future__ import annotations
 
@@ -32,61 +32,21 @@ import argparse
 import copy
 import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from casefiles import Case, read_cases  # noqa: E402 - the fixture files' one parser, beside the fixtures
+
 FIXTURES = ROOT / "tests" / "fixtures" / "submissions"
 SOLUTION_MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
-CELL_LINE = re.compile(r"^# %% (\S+)\s*$")
 
 
-@dataclass(frozen=True)
-class Fixture:
-    """One practice student's submission of one assignment."""
-
-    student: str                  # the file's stem, used as the student id
-    assignment: str
-    description: str
-    expect: dict[str, float]      # grade_id -> score for the cells that do not get full marks
-    message: str                  # what the feedback must contain ("" for none)
-    cells: dict[str, str] = field(default_factory=dict)   # grade_id -> the student's source
-
-
-def read_fixture(path: Path) -> Fixture:
-    """Parse one fixture file (see the module docstring for the format)."""
-    header, cells, current = [], {}, None
-    for line in path.read_text().splitlines():
-        m = CELL_LINE.match(line)
-        if m:
-            current = m.group(1)
-            cells[current] = []
-        elif current is None:
-            header.append(line)
-        else:
-            cells[current].append(line)
-    description, expect, message = [], {}, ""
-    for line in header:
-        text = line.lstrip("#").strip()
-        if text.startswith("expect:"):
-            for item in text[len("expect:"):].split(","):
-                grade_id, _, score = item.strip().partition("=")
-                expect[grade_id.strip()] = float(score)
-        elif text.startswith("message:"):
-            message = text[len("message:"):].strip()
-        elif text:
-            description.append(text)
-    if not cells:
-        raise ValueError(f"{path}: no '# %% <grade_id>' cell found")
-    return Fixture(path.stem, path.parent.name, " ".join(description), expect, message,
-                   {k: "\n".join(v).strip("\n") for k, v in cells.items()})
-
-
-def read_fixtures(assignment: str, fixtures: Path = FIXTURES) -> list[Fixture]:
+def read_fixtures(assignment: str, fixtures: Path = FIXTURES) -> list[Case]:
     """Every fixture of one assignment, sorted by name."""
-    return [read_fixture(p) for p in sorted((fixtures / assignment).glob("*.py"))]
+    return read_cases(fixtures / assignment)
 
 
 def _nbgrader(cell) -> dict:
@@ -123,7 +83,7 @@ def _notebook_path(root: Path, step: str, assignment: str) -> Path:
 
 
 def make_submissions(course: Path = ROOT, assignments: list[str] | None = None,
-                     fixtures: Path = FIXTURES) -> list[Fixture]:
+                     fixtures: Path = FIXTURES) -> list[Case]:
     """Write the practice submissions into ``course/submitted``; return the fixtures used."""
     course = Path(course)
     assignments = assignments or sorted(p.name for p in (course / "solutions").iterdir() if p.is_dir())
@@ -134,7 +94,7 @@ def make_submissions(course: Path = ROOT, assignments: list[str] | None = None,
         solution, release = nbformat.read(sol_path, as_version=4), nbformat.read(rel_path, as_version=4)
         students = {"solution": solution, "untouched": release}
         for fx in read_fixtures(assignment, fixtures):
-            students[fx.student] = fill_in(release, solution, fx.cells)
+            students[fx.student] = fill_in(release, solution, fx.replace)
             used.append(fx)
         for student, nb in students.items():
             out = course / "submitted" / student / assignment / sol_path.name

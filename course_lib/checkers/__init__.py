@@ -25,8 +25,17 @@ and, when the answer matches a known mistake, the name of that mistake::
 - :mod:`.mistakes`   the catalogue of named mistakes the messages draw on
 - :mod:`._core`      calling the student's code safely, reading its result as clean tensors, comparing
 - :mod:`._engine`    the grading loop and the wording of a wrong answer
+
+Every checker is built on :mod:`._engine`: a module's ``build`` functions return an exercise (with its
+catalogue of named mistakes) and its cases, and the module lists them in ``EXERCISES``;
+:func:`exercises` collects them from every module of this package, so the catalogue tests cover a new
+checker module without being edited.
 """
+import importlib
+import pkgutil
+
 from ._core import CheckFailed
+from ._engine import Builder
 from .attention import check_attention
 from .backward import check_lstm_backward, check_rnn_backward
 from .cells import check_gru_cell, check_lstm_cell, check_rnn_cell
@@ -39,7 +48,7 @@ from .layers import check_gru_layer, check_lstm_layer, check_rnn_layer
 from .seq2seq import check_additive_attention, check_beam_search, check_decode_step, check_seq2seq_model
 
 __all__ = [
-    "CheckFailed",
+    "CheckFailed", "exercises", "checker_modules",
     "check_rnn_cell", "check_lstm_cell", "check_gru_cell",
     "check_rnn_layer", "check_lstm_layer", "check_gru_layer",
     "check_rnn_backward", "check_lstm_backward",
@@ -50,3 +59,24 @@ __all__ = [
     "check_sample", "check_tbptt_epoch", "check_char_model",
     "check_additive_attention", "check_decode_step", "check_beam_search", "check_seq2seq_model",
 ]
+
+
+def checker_modules() -> dict[str, object]:
+    """Every public module of this package, by name (``"cells"``, ``"counting"``, ...), imported."""
+    return {info.name: importlib.import_module(f"{__name__}.{info.name}")
+            for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")}
+
+
+def exercises() -> dict[str, Builder]:
+    """Every exercise the engine grades, by name, from the ``EXERCISES`` of every checker module.
+
+    A builder takes no arguments and returns ``(Exercise, cases)``; ``Exercise.mistakes`` is the
+    exercise's catalogue. Two modules may not claim the same exercise name.
+    """
+    found: dict[str, Builder] = {}
+    for module_name, module in checker_modules().items():
+        for name, build in getattr(module, "EXERCISES", {}).items():
+            if name in found:
+                raise ValueError(f"two checker modules define the exercise {name!r} (the second is {module_name})")
+            found[name] = build
+    return found

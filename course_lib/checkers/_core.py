@@ -329,7 +329,7 @@ def unpack_nested(result: Any, structure: Any, name: str, *, top: bool = True) -
         fail(f"{name}: your {name} returned None in place of {expected}.")
     if isinstance(structure, str):
         if isinstance(result, (tuple, list)):
-            items = _seq_items(result)
+            items = seq_items(result)
             stack = " (torch.stack turns a list of tensors into one tensor)" if isinstance(result, list) and items \
                 and all(isinstance(i, Tensor) for i in items) else ""
             subject = f"your {name} returned" if top else f"{structure} is"
@@ -340,7 +340,7 @@ def unpack_nested(result: Any, structure: Any, name: str, *, top: bool = True) -
         kind = f"a single tensor of shape {describe(result)}" if isinstance(result, (Tensor, np.ndarray)) \
             else f"a {_type_name(result)}"
         fail(f"{name}: your {name} returned {kind}; expected a tuple {expected}.")
-    items = _seq_items(result)
+    items = seq_items(result)
     if len(items) != len(structure):
         fail(f"{name}: your {name} returned a {type(result).__name__} of {len(items)} items; "
              f"expected a tuple {expected}.")
@@ -354,7 +354,8 @@ def _seq_len(seq) -> int:
     return tuple.__len__(seq) if isinstance(seq, tuple) else list.__len__(seq)
 
 
-def _seq_items(seq) -> list:
+def seq_items(seq) -> list:
+    """The items of a list or tuple as the built-in type holds them (a subclass's __getitem__ is not called)."""
     n = _seq_len(seq)
     get = tuple.__getitem__ if isinstance(seq, tuple) else list.__getitem__
     return [get(seq, i) for i in range(n)]

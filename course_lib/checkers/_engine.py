@@ -1,10 +1,16 @@
 """The grading loop shared by the checkers, and how a wrong answer is put into words.
 
-An :class:`Exercise` says how the student's function is called and how its result is read; a
-:class:`Case` holds one random input with the oracle's answer; :func:`run_exercise` runs the
-checks of :mod:`._core` in the order a student debugs and, when the values are wrong, asks the
-catalogue of :mod:`.mistakes` whether the answer matches a known mistake before falling back on
-saying where it differs and what the pattern of right and wrong outputs points to.
+Every checker has the same skeleton. A ``build`` function returns an :class:`Exercise` (how the
+student's function is called, how its result is read, the catalogue of known :class:`Mistake` s,
+the success line) and its :class:`Case` s (seeded inputs with the oracle's answers); the public
+``check_*`` function hands both to :func:`grade`. :func:`run_exercise` runs the checks of
+:mod:`._core` in the order a student debugs and, when the values are wrong, asks the exercise's
+catalogue whether the answer matches a known mistake before falling back on saying where it
+differs and what the pattern of right and wrong outputs points to.
+
+Each checker module lists its builders in ``EXERCISES`` (exercise name -> a function of no
+arguments returning ``(Exercise, cases)``), so that the catalogue tests find every exercise and
+every catalogue entry without a list of their own (:func:`course_lib.checkers.exercises`).
 """
 from __future__ import annotations
 
@@ -17,7 +23,8 @@ from torch import Tensor
 from ._core import (CheckFailed, Leaf, Mismatch, as_clean_tensor, call_student, check_callable, check_finite,
                     compare, fail, matches, mismatch_str, position_str)
 
-__all__ = ["Mistake", "Case", "Exercise", "run_exercise", "explain", "Diagnosis", "success"]
+__all__ = ["Mistake", "Case", "Exercise", "Builder", "grade", "run_exercise", "explain", "Diagnosis", "correct_on",
+           "success", "mistake_leaves", "oracle_leaves"]
 
 
 @dataclass(frozen=True)
@@ -46,13 +53,14 @@ class Case:
     extra: dict = field(default_factory=dict)   # anything else a checker needs (e.g. the expected norm)
 
     def args64(self) -> dict[str, Any]:
-        """Fresh float64 copies of the inputs, for the oracle and the mistaken variants."""
+        """Fresh float64 copies of the float inputs (integer tensors keep their dtype), for the oracle and the
+        mistaken variants."""
         return {k: _to64(v) for k, v in self.args.items()}
 
 
 def _to64(value: Any) -> Any:
     if isinstance(value, Tensor):
-        return value.detach().double()
+        return value.detach().double() if value.is_floating_point() else value.detach().clone()  # ids stay ids
     if isinstance(value, tuple):
         return tuple(_to64(v) for v in value)
     if isinstance(value, list):
@@ -77,6 +85,26 @@ class Exercise:
     per_leaf_mistakes: bool = False                  # also name mistakes leaf by leaf (gradients)
     oracle_name: str = "the reference"
     after: Callable[[Any, "Case"], None] | None = None  # a last check on the raw result (e.g. a norm)
+    passed: str = ""                                 # the success line after "name: " (see correct_on)
+    dtype: torch.dtype = torch.float32               # what the answer's tensors must be (float64: whole numbers)
+    #: The message for a wrong answer when the default wording does not fit the exercise (a count, ids):
+    #: ``wording(case, got, mism, named, others)`` with ``named`` the catalogue entry that fits every case, or None.
+    wording: Callable[["Case", list[Tensor], list[Mismatch | None], "Mistake | None", Sequence], str] | None = None
+
+
+#: An exercise's builder as ``EXERCISES`` lists it: no arguments, returns the exercise and its cases.
+Builder = Callable[[], "tuple[Exercise, list[Case]]"]
+
+
+def correct_on(n_cases: int, detail: str) -> str:
+    """The usual success line: ``"correct on 3 random cases (batch=3, input=4, hidden=5)"``."""
+    return f"correct on {n_cases} random cases ({detail})"
+
+
+def grade(fn: Any, ex: Exercise, cases: Sequence[Case]) -> None:
+    """Grade ``fn`` on every case (:func:`run_exercise`), then print the exercise's one success line."""
+    run_exercise(fn, ex, cases)
+    print(f"{ex.name}: {ex.passed}.")
 
 
 def oracle_leaves(ex: Exercise, result: Any, case: Case) -> list[Tensor]:
@@ -116,7 +144,7 @@ def _run_case(fn: Any, ex: Exercise, case: Case) -> tuple[Any, list[Tensor]]:
     result = call_student(fn, ex.name, case.args, case.kwargs, note=case.note, error_hint=ex.error_hint)
     try:
         raw = ex.unpack(result, case)
-        got = [as_clean_tensor(r, leaf, ex.name) for r, leaf in zip(raw, case.leaves)]
+        got = [as_clean_tensor(r, leaf, ex.name, ex.dtype) for r, leaf in zip(raw, case.leaves)]
         for t, leaf in zip(got, case.leaves):
             check_finite(t, leaf, ex.name, ex.finite_hint(case) if ex.finite_hint else "")
     except CheckFailed as exc:                  # say which case, so that the student can rerun it
@@ -141,8 +169,12 @@ def explain(ex: Exercise, case: Case, got: list[Tensor], mism: list[Mismatch | N
     ``case`` and on each of ``others`` (the other cases with the student's answers there, ``None``
     where the answer could not be read), so a coincidence at one size never names the wrong mistake.
 
-    A named mistake's label is also in the result's ``mistakes`` (a :class:`Diagnosis`).
+    A named mistake's label is also in the result's ``mistakes`` (a :class:`Diagnosis`). An exercise
+    with its own ``wording`` (a count, sampled ids) words the message itself, given the named mistake.
     """
+    if ex.wording is not None:
+        named = _whole_match(ex, case, got, others)
+        return _naming(ex.wording(case, got, mism, named, others), [named] if named else [])
     wrong = [i for i, m in enumerate(mism) if m is not None]
     first = wrong[0]
     leaf, m = case.leaves[first], mism[first]
@@ -188,7 +220,8 @@ def _names(case: Case, idx: Sequence[int]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _mistake_leaves(ex: Exercise, m: Mistake, case: Case) -> list[Tensor] | None:
+def mistake_leaves(ex: Exercise, m: Mistake, case: Case) -> list[Tensor] | None:
+    """What mistake ``m`` returns on ``case``, as float64 leaves; None where it cannot run at these shapes."""
     try:
         with torch.no_grad():
             out = m.fn(*case.args64().values(), **case.kwargs)
@@ -205,7 +238,7 @@ def _agrees_elsewhere(ex: Exercise, m: Mistake, others, idx: Sequence[int] | Non
     for other, answer in others:
         if answer is None:
             continue
-        leaves = _mistake_leaves(ex, m, other)
+        leaves = mistake_leaves(ex, m, other)
         if leaves is None:
             return False
         pick = range(len(leaves)) if idx is None else idx
@@ -218,7 +251,7 @@ def _agrees_elsewhere(ex: Exercise, m: Mistake, others, idx: Sequence[int] | Non
 
 def _whole_match(ex: Exercise, case: Case, got: list[Tensor], others=()) -> Mistake | None:
     for m in ex.mistakes:
-        leaves = _mistake_leaves(ex, m, case)
+        leaves = mistake_leaves(ex, m, case)
         if leaves is not None and matches(got, leaves, ex.atol, ex.rtol) \
                 and not matches(leaves, case.expected, ex.atol, ex.rtol) and _agrees_elsewhere(ex, m, others):
             return m
@@ -229,7 +262,7 @@ def _leaf_matches(ex: Exercise, case: Case, got: list[Tensor], wrong: list[int],
                   others=()) -> list[tuple[int, Mistake]]:
     found: dict[int, Mistake] = {}
     for m in ex.mistakes:
-        leaves = _mistake_leaves(ex, m, case)
+        leaves = mistake_leaves(ex, m, case)
         if leaves is None:
             continue
         for i in wrong:
@@ -240,5 +273,6 @@ def _leaf_matches(ex: Exercise, case: Case, got: list[Tensor], wrong: list[int],
 
 
 def success(name: str, n_cases: int, detail: str) -> None:
-    """The one line a student sees when the check passes."""
-    print(f"{name}: correct on {n_cases} random cases ({detail}).")
+    """Print the usual success line for a checker that runs :func:`run_exercise` itself; a checker built on
+    :func:`grade` sets ``Exercise.passed`` instead."""
+    print(f"{name}: {correct_on(n_cases, detail)}.")

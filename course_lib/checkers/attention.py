@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from . import mistakes
 from ._core import Leaf, Randn, positive_int, student_facing, unpack_nested
-from ._engine import Case, Exercise, run_exercise, success
+from ._engine import Builder, Case, Exercise, correct_on, grade
 
 __all__ = ["check_attention"]
 
@@ -67,8 +67,14 @@ def build(seed: int = 0, batch: int = 2, length: int = 5, d_k: int = 8, d_v: int
         call_kwargs={"causal": False}, oracle_name="torch's scaled_dot_product_attention",
         error_hint="Check the shapes: scores = q @ k.transpose(-2, -1) is (N, L, S), and weights @ v is (N, L, d_v).",
         finite_hint=lambda case: _FINITE_LARGE if case.extra["large"] else _FINITE_CAUSAL if case.kwargs["causal"]
-        else "")
+        else "",
+        passed=correct_on(len(cases), f"batch={batch}, length={length}, d_k={d_k}, d_v={d_v}; causal and not, "
+                          f"with {length + 2} keys in the non-causal case; and batch=1 with scores about {LARGE:g}"))
     return ex, cases
+
+
+#: The exercises of this module, for the catalogue tests (see :mod:`._engine`).
+EXERCISES: dict[str, Builder] = {"attention": build}
 
 
 @student_facing
@@ -77,8 +83,4 @@ def check_attention(fn: Any, *, seed: int = 0, batch: int = 2, length: int = 5, 
 
     Prints one line on success; raises :class:`CheckFailed` with what to fix otherwise.
     """
-    ex, cases = build(seed, batch, length, d_k, d_v)
-    run_exercise(fn, ex, cases)
-    success("attention", len(cases), f"batch={batch}, length={length}, d_k={d_k}, d_v={d_v}; "
-            f"causal and not, with {length + 2} keys in the non-causal case; and batch=1 with scores about "
-            f"{LARGE:g}")
+    grade(fn, *build(seed, batch, length, d_k, d_v))

@@ -15,6 +15,7 @@ others are right, and what that pattern points to.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import numpy as np
@@ -23,8 +24,8 @@ import torch
 from .. import reference
 from ..reference import LayerWeights
 from . import mistakes
-from ._core import Leaf, Mismatch, Randn, _seq_items, compare, fail, positive_int, student_facing
-from ._engine import Case, Exercise, run_exercise
+from ._core import Leaf, Mismatch, Randn, seq_items, compare, fail, positive_int, student_facing
+from ._engine import Builder, Case, Exercise, grade
 from .cells import MATMUL_HINT, draw_weights
 
 __all__ = ["check_rnn_backward", "check_lstm_backward"]
@@ -60,7 +61,7 @@ def _unpack(name: str, keys: tuple[str, ...]) -> Callable[[Any, Case], list[Any]
                      f"{order} (one gradient each).")
             return [got[k] for k in keys]
         if isinstance(result, (tuple, list)):
-            items = _seq_items(result)
+            items = seq_items(result)
             if len(items) != len(keys):
                 fail(f"{name}: your {name} returned {len(items)} gradients; expected {len(keys)}, in the "
                      f"order ({order}).")
@@ -135,15 +136,18 @@ def build(kind: str, seed: int = 0, batch: int = 3, input_size: int = 4, hidden:
     ex = Exercise(name, tuple(cases[0].args), _unpack(name, keys),
                   mistakes.LSTM_BACKWARD if kind == "lstm" else mistakes.RNN_BACKWARD,
                   _diagnose(kind), atol=1e-4, rtol=1e-3, error_hint=MATMUL_HINT, per_leaf_mistakes=True,
-                  oracle_name="autograd")
+                  oracle_name="autograd",
+                  passed=f"all {len(keys)} gradients match autograd on {len(cases)} random cases "
+                         f"(length={length}, batch={batch}, input={input_size}, hidden={hidden})")
     return ex, cases
 
 
+#: The exercises of this module, for the catalogue tests (see :mod:`._engine`).
+EXERCISES: dict[str, Builder] = {f"{kind}_backward": functools.partial(build, kind) for kind in ("rnn", "lstm")}
+
+
 def _check_backward(kind: str, fn: Any, seed: int, batch: int, input_size: int, hidden: int, length: int) -> None:
-    ex, cases = build(kind, seed, batch, input_size, hidden, length)
-    run_exercise(fn, ex, cases)
-    print(f"{ex.name}: all {len(cases[0].leaves)} gradients match autograd on {len(cases)} random cases "
-          f"(length={length}, batch={batch}, input={input_size}, hidden={hidden}).")
+    grade(fn, *build(kind, seed, batch, input_size, hidden, length))
 
 
 @student_facing

@@ -7,6 +7,7 @@ matrix still has the right shape and can be recognised, then two with the reques
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import torch
@@ -14,7 +15,7 @@ import torch
 from .. import reference
 from . import mistakes
 from ._core import Leaf, Mismatch, Randn, positive_int, student_facing, unpack_nested
-from ._engine import Case, Exercise, run_exercise, success
+from ._engine import Builder, Case, Exercise, correct_on, grade
 
 __all__ = ["check_rnn_cell", "check_lstm_cell", "check_gru_cell"]
 
@@ -90,14 +91,17 @@ def build(kind: str, seed: int = 0, batch: int = 3, input_size: int = 4,
         cases.append(case)
     catalogue = {"rnn": mistakes.RNN_CELL, "lstm": mistakes.LSTM_CELL, "gru": mistakes.GRU_CELL}[kind]
     ex = Exercise(name, PARAMS, lambda result, case: list(unpack_nested(result, structure, name).values()),
-                  catalogue, _diagnose(kind), error_hint=MATMUL_HINT)
+                  catalogue, _diagnose(kind), error_hint=MATMUL_HINT,
+                  passed=correct_on(len(cases), sizes_detail(batch, input_size, hidden)))
     return ex, cases
 
 
+#: The exercises of this module, for the catalogue tests (see :mod:`._engine`).
+EXERCISES: dict[str, Builder] = {f"{kind}_cell": functools.partial(build, kind) for kind in GATES}
+
+
 def _check_cell(kind: str, fn: Any, seed: int, batch: int, input_size: int, hidden: int) -> None:
-    ex, cases = build(kind, seed, batch, input_size, hidden)
-    run_exercise(fn, ex, cases)
-    success(ex.name, len(cases), sizes_detail(batch, input_size, hidden))
+    grade(fn, *build(kind, seed, batch, input_size, hidden))
 
 
 @student_facing

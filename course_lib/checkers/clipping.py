@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from . import mistakes
-from ._core import Leaf, Randn, _seq_items, fail, student_facing, unpack_nested
-from ._engine import Case, Exercise, run_exercise, success
+from ._core import Leaf, Randn, seq_items, fail, student_facing, unpack_nested
+from ._engine import Builder, Case, Exercise, correct_on, grade
 
 __all__ = ["check_clip_grad_norm"]
 
@@ -41,7 +41,7 @@ def _oracle(grads: list[torch.Tensor], max_norm: float) -> tuple[list[torch.Tens
 def _split(result: Any) -> tuple[Any, Any]:
     """``(list, norm)`` or just the list; the norm is None when it was not returned."""
     if isinstance(result, (tuple, list)):
-        items = _seq_items(result)
+        items = seq_items(result)
         if len(items) == 2 and isinstance(items[0], (tuple, list)):
             return items[0], items[1]
     return result, None
@@ -50,8 +50,8 @@ def _split(result: Any) -> tuple[Any, Any]:
 def _unpack(result: Any, case: Case) -> list[Any]:
     grads, _ = _split(result)
     n = len(case.leaves)
-    if isinstance(grads, (tuple, list)) and len(_seq_items(grads)) != n:
-        fail(f"{NAME}: your {NAME} returned {len(_seq_items(grads))} tensors for {n} gradients; return one clipped "
+    if isinstance(grads, (tuple, list)) and len(seq_items(grads)) != n:
+        fail(f"{NAME}: your {NAME} returned {len(seq_items(grads))} tensors for {n} gradients; return one clipped "
              f"tensor per gradient, in the same order.")
     structure = tuple(leaf.what for leaf in case.leaves)
     return list(unpack_nested(grads, structure, NAME).values())
@@ -109,8 +109,14 @@ def build(seed: int = 0) -> tuple[Exercise, list[Case]]:
                   lambda case, got, mism: ("Scale every tensor by the same factor min(1, max_norm / total_norm), "
                                            "total_norm = sqrt(Σ_k ‖g_k‖²)."),
                   oracle_name="torch.nn.utils.clip_grad_norm_", after=_check_norm,
-                  finite_hint=lambda case: case.note)
+                  finite_hint=lambda case: case.note,
+                  passed=correct_on(len(cases), f"{len(SHAPES)} gradient tensors; global norm above and below "
+                                                f"max_norm, and 0"))
     return ex, cases
+
+
+#: The exercises of this module, for the catalogue tests (see :mod:`._engine`).
+EXERCISES: dict[str, Builder] = {NAME: build}
 
 
 @student_facing
@@ -119,6 +125,4 @@ def check_clip_grad_norm(fn: Any, *, seed: int = 0) -> None:
 
     Prints one line on success; raises :class:`CheckFailed` with what to fix otherwise.
     """
-    ex, cases = build(seed)
-    run_exercise(fn, ex, cases)
-    success(NAME, len(cases), f"{len(SHAPES)} gradient tensors; global norm above and below max_norm, and 0")
+    grade(fn, *build(seed))

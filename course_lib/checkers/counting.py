@@ -14,12 +14,15 @@ own parameters.
 """
 from __future__ import annotations
 
+import functools
 import numbers
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
-from ._core import call_student, check_callable, fail, student_facing
+from ._core import Leaf, Mismatch, fail, student_facing
+from ._engine import Builder, Case, Exercise, Mistake, grade
 
 __all__ = ["check_parameter_count", "check_hidden_for_budget"]
 
@@ -27,6 +30,7 @@ GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 MODULES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 GATE_NAMES = {"rnn": "one block", "gru": "3 gate blocks (r, z, n)", "lstm": "4 gate blocks (i, f, g, o)"}
 SIZES = ((3, 5, 1), (10, 20, 2), (7, 4, 3))   # (input_size, hidden_size, num_layers); H < H_in in the last
+_COUNT = Leaf("the count", ())
 
 
 def _count(G: int, H_in: int, H: int, layers: int, *, biases: int = 2, recurrent: str = "H",
@@ -43,7 +47,22 @@ def _count(G: int, H_in: int, H: int, layers: int, *, biases: int = 2, recurrent
     return total
 
 
-def _mistakes(kind: str) -> list[tuple[str, Callable[[int, int, int], int]]]:
+def _whole_number(name: str, call: Callable[[Case], str]) -> Callable[[Any, Case], list[Tensor]]:
+    """Read the student's answer as one whole number (float64, exact), or fail saying it is not an int."""
+    def unpack(result: Any, case: Case) -> list[Tensor]:
+        if isinstance(result, bool) or not isinstance(result, numbers.Integral):
+            fail(f"{name}: {call(case)} returned {result!r} ({type(result).__name__}); expected a whole number, "
+                 f"an int.")
+        return [torch.tensor(float(int(result)), dtype=torch.float64)]
+    return unpack
+
+
+def _number(t: Tensor) -> int:
+    return int(round(float(t)))
+
+
+def _mistakes(kind: str) -> tuple[Mistake, ...]:
+    """The catalogue of ``check_parameter_count`` for ``kind``: each label says what went wrong and what to do."""
     G = GATES[kind]
     out = [
         ("one bias vector per gate block was counted; PyTorch keeps two, b_ih and b_hh (Keras keeps one for the "
@@ -63,7 +82,42 @@ def _mistakes(kind: str) -> list[tuple[str, Callable[[int, int, int], int]]]:
         if other != kind:
             out.append((f"the count is that of an {other.upper()} ({GATE_NAMES[other]}); "
                         f"an {kind.upper()} has {GATE_NAMES[kind]}", lambda i, h, n, G2=G2: _count(G2, i, h, n)))
-    return out
+    return tuple(Mistake(label, "", fn) for label, fn in out)
+
+
+def build_parameter_count(kind: str = "gru", name: str = "count") -> tuple[Exercise, list[Case]]:
+    """The exercise ``count(input_size, hidden_size, num_layers)`` for ``nn.{kind}`` and its fixed sizes."""
+    if kind not in GATES:
+        raise ValueError(f"kind must be one of {sorted(GATES)}, got {kind!r}")
+    cases = []
+    for H_in, H, layers in SIZES:
+        case = Case({"input_size": H_in, "hidden_size": H, "num_layers": layers}, [_COUNT], [],
+                    f"input_size={H_in}, hidden_size={H}, num_layers={layers}")
+        module = MODULES[kind](H_in, H, num_layers=layers)
+        case.expected = [torch.tensor(float(sum(p.numel() for p in module.parameters())), dtype=torch.float64)]
+        cases.append(case)
+
+    def call(case: Case) -> str:
+        return f"{name}({', '.join(str(v) for v in case.args.values())})"
+
+    def wording(case: Case, got: list[Tensor], mism: list[Mismatch | None], named: Mistake | None,
+                others: Sequence) -> str:
+        H_in, H, layers = case.args.values()
+        answer, want = _number(got[0]), _number(case.expected[0])
+        right = [f"{name}{tuple(c.args.values())}" for c, a in others
+                 if a is not None and _number(a[0]) == _number(c.expected[0])]
+        also = f" ({', '.join(right)} {'is' if len(right) == 1 else 'are'} right)" if right else ""
+        if named is not None:
+            return f"{name}: {call(case)} returned {answer}, nn.{kind.upper()} has {want}{also}: {named.label}."
+        return (f"{name}: {call(case)} returned {answer}, but nn.{kind.upper()}({H_in}, {H}, num_layers={layers}) "
+                f"has {want} parameters{also}. Per layer: {GATES[kind]} blocks × (H·H_in + H·H + 2H), with H_in = "
+                f"input_size in the first layer and H_in = hidden_size above it.")
+
+    ex = Exercise(name, ("input_size", "hidden_size", "num_layers"), _whole_number(name, call), _mistakes(kind),
+                  atol=0.0, rtol=0.0, dtype=torch.float64, wording=wording, oracle_name=f"nn.{kind.upper()}",
+                  passed=f"matches nn.{kind.upper()} for {len(SIZES)} sizes (1 to 3 layers, hidden larger and "
+                         f"smaller than the input)")
+    return ex, cases
 
 
 @student_facing
@@ -72,35 +126,7 @@ def check_parameter_count(fn: Any, kind: str = "gru") -> None:
 
     Prints one line on success; raises :class:`CheckFailed` with what to fix otherwise.
     """
-    if kind not in GATES:
-        raise ValueError(f"kind must be one of {sorted(GATES)}, got {kind!r}")
-    name = getattr(fn, "__name__", "count")
-    check_callable(fn, name, ("input_size", "hidden_size", "num_layers"))
-    answers, expected = [], []
-    for H_in, H, layers in SIZES:
-        got = call_student(fn, name, {"input_size": H_in, "hidden_size": H, "num_layers": layers})
-        call = f"{name}({H_in}, {H}, {layers})"
-        if isinstance(got, bool) or not isinstance(got, numbers.Integral):
-            fail(f"{name}: {call} returned {got!r} ({type(got).__name__}); expected a whole number, an int.")
-        answers.append(int(got))
-        expected.append(sum(p.numel() for p in MODULES[kind](H_in, H, num_layers=layers).parameters()))
-    wrong = [k for k in range(len(SIZES)) if answers[k] != expected[k]]
-    if wrong:
-        k = wrong[0]
-        (H_in, H, layers), got, want = SIZES[k], answers[k], expected[k]
-        call = f"{name}({H_in}, {H}, {layers})"
-        right = [f"{name}{SIZES[j]}" for j in range(len(SIZES)) if j not in wrong]
-        also = f" ({', '.join(right)} {'is' if len(right) == 1 else 'are'} right)" if right else ""
-        # A mistake is named only if it gives the student's number at every size, not at one by coincidence.
-        for label, count in _mistakes(kind):
-            if all(count(*size) == a for size, a in zip(SIZES, answers)):
-                fail(f"{name}: {call} returned {got}, nn.{kind.upper()} has {want}{also}: {label}.", (label,))
-        G = GATES[kind]
-        fail(f"{name}: {call} returned {got}, but nn.{kind.upper()}({H_in}, {H}, num_layers={layers}) has "
-             f"{want} parameters{also}. Per layer: {G} blocks × (H·H_in + H·H + 2H), with H_in = input_size in the "
-             f"first layer and H_in = hidden_size above it.")
-    print(f"{name}: matches nn.{kind.upper()} for {len(SIZES)} sizes (1 to 3 layers, hidden larger and smaller "
-          f"than the input).")
+    grade(fn, *build_parameter_count(kind, getattr(fn, "__name__", "count")))
 
 
 BUDGET_CASES = (("gru", 1, 1000), ("lstm", 1, 1000), ("gru", 1, 390), ("lstm", 8, 5000), ("gru", 3, 20000),
@@ -119,10 +145,10 @@ def _largest(count: Callable[[int], int], budget: int, strict: bool = False) -> 
     return H
 
 
-def _budget_mistakes() -> list[tuple[str, Callable[[str, int, int], int]]]:
+def _budget_mistakes() -> tuple[Mistake, ...]:
     one = lambda kind, i, b, **kw: _largest(lambda h: _count(GATES[kind], i, h, 1, **kw), b)  # noqa: E731
     other = {"gru": "lstm", "lstm": "gru"}
-    return [
+    out = [
         ("the count must stay at most the budget (<=), and a size whose count equals the budget is allowed: "
          "use <= where you used <",
          lambda kind, i, b: _largest(lambda h: _count(GATES[kind], i, h, 1), b, strict=True)),
@@ -133,6 +159,48 @@ def _budget_mistakes() -> list[tuple[str, Callable[[str, int, int], int]]]:
         ("the gate blocks of the other kind were counted (an LSTM has 4 blocks i, f, g, o; a GRU 3, r, z, n)",
          lambda kind, i, b: one(other[kind], i, b)),
     ]
+    return tuple(Mistake(label, "", fn) for label, fn in out)
+
+
+def build_hidden_for_budget(name: str = "hidden_for_budget") -> tuple[Exercise, list[Case]]:
+    """The exercise ``hidden_for_budget(kind, input_size, budget)`` and its fixed budgets."""
+    cases = []
+    for kind, H_in, budget in BUDGET_CASES:
+        case = Case({"kind": kind, "input_size": H_in, "budget": budget}, [_COUNT], [],
+                    f"kind={kind!r}, input_size={H_in}, budget={budget}")
+        want = _largest(lambda h: _module_count(kind, H_in, h), budget)
+        case.expected = [torch.tensor(float(want), dtype=torch.float64)]
+        cases.append(case)
+
+    def call(case: Case) -> str:
+        kind, H_in, budget = case.args.values()
+        return f"{name}({kind!r}, {H_in}, {budget})"
+
+    def wording(case: Case, got: list[Tensor], mism: list[Mismatch | None], named: Mistake | None,
+                others: Sequence) -> str:
+        kind, H_in, budget = case.args.values()
+        answer, want = _number(got[0]), _number(case.expected[0])
+        got_count = _module_count(kind, H_in, answer) if answer >= 1 else 0
+        detail = (f"{call(case)} returned {answer}, whose nn.{kind.upper()}({H_in}, {answer}) has {got_count} "
+                  f"parameters; expected {want} ({_module_count(kind, H_in, want)} parameters, while {want + 1} "
+                  f"would need {_module_count(kind, H_in, want + 1)})")
+        if named is not None:
+            return f"{name}: {detail}: {named.label}."
+        return (f"{name}: {detail}. A one-layer nn.{kind.upper()} has {GATES[kind]} blocks × (H·H_in + H·H + 2H) "
+                f"parameters; increase H while that stays at most the budget.")
+
+    ex = Exercise(name, ("kind", "input_size", "budget"), _whole_number(name, call), _budget_mistakes(),
+                  atol=0.0, rtol=0.0, dtype=torch.float64, wording=wording, oracle_name="nn.GRU and nn.LSTM",
+                  passed=f"the largest hidden size within the budget, for nn.GRU and nn.LSTM, in {len(BUDGET_CASES)} "
+                         f"cases (one budget met exactly)")
+    return ex, cases
+
+
+#: The exercises of this module, for the catalogue tests (see :mod:`._engine`).
+EXERCISES: dict[str, Builder] = {
+    **{f"count_{kind}": functools.partial(build_parameter_count, kind) for kind in GATES},
+    "hidden_for_budget": build_hidden_for_budget,
+}
 
 
 @student_facing
@@ -140,31 +208,4 @@ def check_hidden_for_budget(fn: Any) -> None:
     """Grade ``fn(kind, input_size, budget) -> int``: the largest H whose one-layer nn.GRU/nn.LSTM has at most
     ``budget`` parameters. Prints one line on success; raises :class:`CheckFailed` with what to fix otherwise.
     """
-    name = getattr(fn, "__name__", "hidden_for_budget")
-    check_callable(fn, name, ("kind", "input_size", "budget"))
-    answers, expected = [], []
-    for kind, H_in, budget in BUDGET_CASES:
-        got = call_student(fn, name, {"kind": kind, "input_size": H_in, "budget": budget})
-        call = f"{name}({kind!r}, {H_in}, {budget})"
-        if isinstance(got, bool) or not isinstance(got, numbers.Integral):
-            fail(f"{name}: {call} returned {got!r} ({type(got).__name__}); expected a whole number, an int.")
-        answers.append(int(got))
-        expected.append(_largest(lambda h: _module_count(kind, H_in, h), budget))
-    wrong = [k for k in range(len(BUDGET_CASES)) if answers[k] != expected[k]]
-    if not wrong:
-        print(f"{name}: the largest hidden size within the budget, for nn.GRU and nn.LSTM, in {len(BUDGET_CASES)} "
-              f"cases (one budget met exactly).")
-        return
-    k = wrong[0]
-    kind, H_in, budget = BUDGET_CASES[k]
-    got, want = answers[k], expected[k]
-    call = f"{name}({kind!r}, {H_in}, {budget})"
-    got_count = _module_count(kind, H_in, got) if got >= 1 else 0
-    detail = (f"{call} returned {got}, whose nn.{kind.upper()}({H_in}, {got}) has {got_count} parameters; expected "
-              f"{want} ({_module_count(kind, H_in, want)} parameters, while {want + 1} would need "
-              f"{_module_count(kind, H_in, want + 1)})")
-    for label, wrong_fn in _budget_mistakes():
-        if all(wrong_fn(*case) == a for case, a in zip(BUDGET_CASES, answers)):
-            fail(f"{name}: {detail}: {label}.")
-    fail(f"{name}: {detail}. A one-layer nn.{kind.upper()} has {GATES[kind]} blocks × (H·H_in + H·H + 2H) "
-         f"parameters; increase H while that stays at most the budget.")
+    grade(fn, *build_hidden_for_budget(getattr(fn, "__name__", "hidden_for_budget")))

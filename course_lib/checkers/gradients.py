@@ -18,7 +18,7 @@ import torch
 
 from .. import reference
 from ._core import Leaf, Randn, positive_int, student_facing
-from ._engine import Case, Exercise, Mistake, run_exercise
+from ._engine import Builder, Case, Exercise, Mistake, grade
 
 __all__ = ["check_state_gradient_norms"]
 
@@ -73,19 +73,15 @@ MISTAKES: tuple[Mistake, ...] = (
 
 def _diagnose(case: Case, got, mism) -> str:
     N, H = case.args["h0"].shape
-    return (f"norms[-1] should be sqrt(N·H) = {float(N * H) ** 0.5:.4g}, the norm of ∂s/∂h_{L-1} (all ones); "
+    return (f"norms[-1] should be sqrt(N·H) = {float(N * H) ** 0.5:.4g}, the norm of ∂s/∂h_{{L-1}} (all ones); "
             f"each earlier norm comes from the chain rule through the steps in between. Measure with autograd: "
             f"make h0 a leaf that requires grad, keep every h_t, then torch.autograd.grad(h_t_list[-1].sum(), "
             f"h_t_list).")
 
 
-@student_facing
-def check_state_gradient_norms(fn: Any, *, seed: int = 0, batch: int = 2, input_size: int = 3, hidden: int = 4,
-                               length: int = 6) -> None:
-    """Grade ``fn(xs, h0, w_ih, w_hh, b_ih, b_hh) -> norms (L,)``, ``norms[t] = ‖∂(h_{L-1}.sum())/∂h_t‖``.
-
-    Prints one line on success; raises :class:`CheckFailed` with what to fix otherwise.
-    """
+def build(seed: int = 0, batch: int = 2, input_size: int = 3, hidden: int = 4,
+          length: int = 6) -> tuple[Exercise, list[Case]]:
+    """The exercise and its two random RNNs (one that shrinks the gradient, one that amplifies it)."""
     for k, v in (("batch", batch), ("input_size", input_size), ("hidden", hidden), ("length", length)):
         positive_int(k, v)
     rand = Randn(seed)
@@ -100,7 +96,21 @@ def check_state_gradient_norms(fn: Any, *, seed: int = 0, batch: int = 2, input_
         case.expected = [norms_variant(*case.args64().values()).double()]
         cases.append(case)
     ex = Exercise(NAME, PARAMS, lambda result, case: [result], MISTAKES, _diagnose,
-                  oracle_name="autograd through the reference cell")
-    run_exercise(fn, ex, cases)
-    print(f"{NAME}: matches autograd on {len(cases)} random RNNs (length={length}, batch={batch}, "
-          f"input={input_size}, hidden={hidden}; recurrent weights that shrink and that amplify).")
+                  oracle_name="autograd through the reference cell",
+                  passed=f"matches autograd on {len(cases)} random RNNs (length={length}, batch={batch}, "
+                         f"input={input_size}, hidden={hidden}; recurrent weights that shrink and that amplify)")
+    return ex, cases
+
+
+#: The exercises of this module, for the catalogue tests (see :mod:`._engine`).
+EXERCISES: dict[str, Builder] = {NAME: build}
+
+
+@student_facing
+def check_state_gradient_norms(fn: Any, *, seed: int = 0, batch: int = 2, input_size: int = 3, hidden: int = 4,
+                               length: int = 6) -> None:
+    """Grade ``fn(xs, h0, w_ih, w_hh, b_ih, b_hh) -> norms (L,)``, ``norms[t] = ‖∂(h_{L-1}.sum())/∂h_t‖``.
+
+    Prints one line on success; raises :class:`CheckFailed` with what to fix otherwise.
+    """
+    grade(fn, *build(seed, batch, input_size, hidden, length))

@@ -32,7 +32,7 @@ from .. import convert, data, reference
 from ..reference import LayerWeights
 from ._core import (Leaf, Randn, as_clean_tensor, call_student, check_callable, fail, positive_int,
                     student_facing, unpack_nested)
-from ._engine import Case, Exercise, Mistake, run_exercise
+from ._engine import Builder, Case, Exercise, Mistake, grade
 
 __all__ = ["check_forecaster", "check_torch_to_keras_weights", "check_training", "forecast_baselines"]
 
@@ -84,16 +84,11 @@ def _draw_weights(rand: Randn, H: int) -> tuple[Tensor, ...]:
             rand(1, H, scale=0.5), rand(1, scale=0.5))
 
 
-@student_facing
-def check_forecaster(fn: Any, *, seed: int = 0, hidden_size: int = 4, batch: int = 3, length: int = 6) -> None:
-    """Grade ``fn(weights, x) -> (N, 1)``, the forecasts of an LSTM + linear model holding ``weights``.
-
-    ``weights = (w_ih, w_hh, b_ih, b_hh, w_out, b_out)`` in PyTorch's layout; ``x`` is (N, L, 1).
-    Prints one line on success; raises :class:`CheckFailed` with what to fix otherwise.
-    """
+def build_forecaster(name: str = "forecast", seed: int = 0, hidden_size: int = 4, batch: int = 3,
+                     length: int = 6) -> tuple[Exercise, list[Case]]:
+    """The forecaster exercise (the student's function called ``name``) and its two random models."""
     for k, v in (("hidden_size", hidden_size), ("batch", batch), ("length", length)):
         positive_int(k, v)
-    name = _name(fn, "forecast")
     rand = Randn(seed)
     cases = []
     for H, N in ((hidden_size, batch), (hidden_size + 1, 1)):
@@ -119,10 +114,20 @@ def check_forecaster(fn: Any, *, seed: int = 0, hidden_size: int = 4, batch: int
     ex = Exercise(name, ("weights", "x"), unpack, FORECASTER,
                   lambda case, got, mism: ("The forecast is W_out h_L + b_out, with h_L the LSTM's hidden state "
                                            "after the last step of each window."),
-                  oracle_name="the reference LSTM and linear layer")
-    run_exercise(fn, ex, cases)
-    print(f"{name}: the same forecasts as the reference on {len(cases)} random models "
-          f"(hidden={hidden_size} and {hidden_size + 1}, windows of {length} steps).")
+                  oracle_name="the reference LSTM and linear layer",
+                  passed=f"the same forecasts as the reference on {len(cases)} random models "
+                         f"(hidden={hidden_size} and {hidden_size + 1}, windows of {length} steps)")
+    return ex, cases
+
+
+@student_facing
+def check_forecaster(fn: Any, *, seed: int = 0, hidden_size: int = 4, batch: int = 3, length: int = 6) -> None:
+    """Grade ``fn(weights, x) -> (N, 1)``, the forecasts of an LSTM + linear model holding ``weights``.
+
+    ``weights = (w_ih, w_hh, b_ih, b_hh, w_out, b_out)`` in PyTorch's layout; ``x`` is (N, L, 1).
+    Prints one line on success; raises :class:`CheckFailed` with what to fix otherwise.
+    """
+    grade(fn, *build_forecaster(_name(fn, "forecast"), seed, hidden_size, batch, length))
 
 
 # ----------------------------------------------------------------------------- one layer's weights
@@ -173,15 +178,11 @@ def _keras_oracle(args: dict[str, Tensor]) -> list[Tensor]:
             for v in (layer.cell.kernel, layer.cell.recurrent_kernel, layer.cell.bias)]
 
 
-@student_facing
-def check_torch_to_keras_weights(fn: Any, *, seed: int = 0, input_size: int = 3, hidden: int = 5) -> None:
-    """Grade ``fn(w_ih, w_hh, b_ih, b_hh) -> (kernel, recurrent_kernel, bias)``, one LSTM layer into Keras.
-
-    Prints one line on success; raises :class:`CheckFailed` with what to fix otherwise.
-    """
+def build_to_keras(name: str = "torch_to_keras_weights", seed: int = 0, input_size: int = 3,
+                   hidden: int = 5) -> tuple[Exercise, list[Case]]:
+    """The weight-moving exercise (the student's function called ``name``) and its two random layers."""
     positive_int("input_size", input_size)
     positive_int("hidden", hidden)
-    name = _name(fn, "torch_to_keras_weights")
     rand = Randn(seed)
     cases = []
     for H_in, H in ((input_size, hidden), (1, hidden)):
@@ -202,10 +203,24 @@ def check_torch_to_keras_weights(fn: Any, *, seed: int = 0, input_size: int = 3,
     ex = Exercise(name, ("w_ih", "w_hh", "b_ih", "b_hh"), unpack, TO_KERAS,
                   lambda case, got, mism: "Keras's kernel is w_ih.T (H_in, 4H), recurrent_kernel is w_hh.T (H, 4H) "
                                           "and bias is b_ih + b_hh (4H,).",
-                  oracle_name="a Keras LSTM loaded with course_lib.convert")
-    run_exercise(fn, ex, cases)
-    print(f"{name}: a Keras LSTM with these weights matches on {len(cases)} random layers "
-          f"(input={input_size} and 1, hidden={hidden}).")
+                  oracle_name="a Keras LSTM loaded with course_lib.convert",
+                  passed=f"a Keras LSTM with these weights matches on {len(cases)} random layers "
+                         f"(input={input_size} and 1, hidden={hidden})")
+    return ex, cases
+
+
+#: The exercises of this module, for the catalogue tests (see :mod:`._engine`). ``check_training`` trains
+#: and scores against a baseline: it has no catalogue of mistakes.
+EXERCISES: dict[str, Builder] = {"forecast": build_forecaster, "torch_to_keras_weights": build_to_keras}
+
+
+@student_facing
+def check_torch_to_keras_weights(fn: Any, *, seed: int = 0, input_size: int = 3, hidden: int = 5) -> None:
+    """Grade ``fn(w_ih, w_hh, b_ih, b_hh) -> (kernel, recurrent_kernel, bias)``, one LSTM layer into Keras.
+
+    Prints one line on success; raises :class:`CheckFailed` with what to fix otherwise.
+    """
+    grade(fn, *build_to_keras(_name(fn, "torch_to_keras_weights"), seed, input_size, hidden))
 
 
 # ----------------------------------------------------------------------------- training to a target

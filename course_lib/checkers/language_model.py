@@ -17,14 +17,15 @@ Everything the student's function receives and returns is plain tensors, numbers
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .. import language_model as lm
-from ._core import call_student, check_callable, fail, positive_int, student_facing, unpack_nested
+from ._core import CheckFailed, Leaf, Mismatch, call_student, check_callable, fail, student_facing, unpack_nested
+from ._engine import Builder, Case, Exercise, Mistake, grade
 from .weights import clean_state_dict, load_trained
 
 __all__ = ["check_sample", "check_tbptt_epoch", "check_char_model", "SAMPLE", "TBPTT",
@@ -72,12 +73,12 @@ def sample_variant(logits: Tensor, temperature: float, top_k: int | None, u: Ten
     return (cdf < u.double()[:, None]).sum(-1).clamp(max=V - 1)
 
 
-def _sv(label: str, hint: str, **switches) -> tuple[str, str, Callable]:
-    return label, hint, lambda *args: sample_variant(*args, **switches)
+def _sv(label: str, hint: str, **switches) -> Mistake:
+    return Mistake(label, hint, lambda *args: sample_variant(*args, **switches))
 
 
 _TEMP = "Divide the logits by the temperature before the softmax: p = softmax(z / T)."
-SAMPLE: tuple[tuple[str, str, Callable], ...] = (
+SAMPLE: tuple[Mistake, ...] = (
     _sv("the temperature is applied after the softmax", _TEMP + " Dividing the probabilities by T afterwards does "
         "not change which characters are likely; it only breaks their sum.", temp="after"),
     _sv("the temperature is not used", _TEMP, temp="ignore"),
@@ -140,37 +141,47 @@ def _ids(result: Any, name: str, n: int, V: int) -> Tensor:
     return ids
 
 
+def _sample_words(name: str):
+    def wording(case: Case, got: list[Tensor], mism: list[Mismatch | None], named: Mistake | None,
+                others: Sequence) -> str:
+        ids, want = got[0], case.expected[0]
+        wrong = int((ids != want).sum())
+        if named is not None:
+            return (f"{name}: {named.label}. {wrong} of {_N} ids differ from the reference, exactly as that mistake "
+                    f"makes them. {named.hint} (case: {case.label}.)")
+        row = int((ids != want).nonzero()[0])
+        return (f"{name}: {wrong} of {_N} ids differ from the reference; the first at row {row}: got "
+                f"{int(ids[row])}, expected {int(want[row])} (case: {case.label}). Compute p = softmax(z / T) over "
+                f"the last axis (after keeping the top_k largest logits), cdf = p.cumsum(-1), and return the number "
+                f"of cdf entries below u in each row; use the given u, not a new random draw.")
+    return wording
+
+
+def build_sample(name: str = "sample", seed: int = 0) -> tuple[Exercise, list[Case]]:
+    """The sampling exercise (the student's function called ``name``) and its cases, :data:`SAMPLE_CASES`."""
+    cases = []
+    for c, (temperature, top_k) in enumerate(SAMPLE_CASES):
+        logits, u = _sample_inputs(seed * 100 + c, temperature, top_k)
+        case = Case({"logits": logits, "temperature": temperature, "top_k": top_k, "u": u},
+                    [Leaf("ids", (("row", _N),))], [],
+                    f"temperature={temperature:g}, top_k={top_k}, {_N} rows of {_V} logits, seed={seed}")
+        case.expected = [lm.sample_ids(logits.double(), temperature, top_k, u.double()).double()]
+        cases.append(case)
+    ex = Exercise(name, ("logits", "temperature", "top_k", "u"),
+                  lambda result, case: [_ids(result, name, _N, _V).double()], SAMPLE, atol=0.0, rtol=0.0,
+                  dtype=torch.float64, wording=_sample_words(name),
+                  passed=f"the same ids as the reference in {len(SAMPLE_CASES)} cases of {_N} rows (temperatures 0, "
+                         f"0.5, 0.7, 1 and 1.5, top_k None, 3 and 5)")
+    return ex, cases
+
+
 @student_facing
 def check_sample(fn: Any, *, seed: int = 0) -> None:
     """Grade ``fn(logits, temperature, top_k, u) -> ids``: one character id per row, drawn with ``u``.
 
     Prints one line on success; raises :class:`CheckFailed` naming the mistake otherwise.
     """
-    name = _name(fn, "sample")
-    check_callable(fn, name, ("logits", "temperature", "top_k", "u"))
-    for c, (temperature, top_k) in enumerate(SAMPLE_CASES):
-        logits, u = _sample_inputs(seed * 100 + c, temperature, top_k)
-        args = {"logits": logits, "temperature": temperature, "top_k": top_k, "u": u}
-        label = f"temperature={temperature:g}, top_k={top_k}, {_N} rows of {_V} logits, seed={seed}"
-        result = call_student(fn, name, args)
-        got = _ids(result, name, _N, _V)
-        want = lm.sample_ids(logits.double(), temperature, top_k, u.double())
-        wrong = int((got != want).sum())
-        if wrong == 0:
-            continue
-        for m_label, hint, variant in SAMPLE:
-            with torch.no_grad():
-                mistaken = variant(logits, temperature, top_k, u)
-            if torch.equal(mistaken, got) and not torch.equal(mistaken, want):
-                fail(f"{name}: {m_label}. {wrong} of {_N} ids differ from the reference, exactly as that mistake "
-                     f"makes them. {hint} (case: {label}.)")
-        row = int((got != want).nonzero()[0])
-        fail(f"{name}: {wrong} of {_N} ids differ from the reference; the first at row {row}: got {int(got[row])}, "
-             f"expected {int(want[row])} (case: {label}). Compute p = softmax(z / T) over the last axis (after "
-             f"keeping the top_k largest logits), cdf = p.cumsum(-1), and return the number of cdf entries below u "
-             f"in each row; use the given u, not a new random draw.")
-    print(f"{name}: the same ids as the reference in {len(SAMPLE_CASES)} cases of {_N} rows (temperatures 0, 0.5, "
-          f"0.7, 1 and 1.5, top_k None, 3 and 5).")
+    grade(fn, *build_sample(_name(fn, "sample"), seed))
 
 
 # ============================================================================= one epoch of truncated BPTT
@@ -191,6 +202,12 @@ def tbptt_variant(weights: dict[str, Tensor], ids: Tensor, batch_size: int, seq_
     targets    ``"shifted"``: y = x shifted by one; ``"same"``: y = x
     reduction  ``"mean"`` or ``"sum"`` of the per-character cross-entropy
     """
+    with torch.enable_grad():          # it trains, even where a caller switched autograd off
+        return _tbptt_epoch(weights, ids, batch_size, seq_len, lr, carry=carry, layout=layout, targets=targets,
+                            reduction=reduction)
+
+
+def _tbptt_epoch(weights, ids, batch_size, seq_len, lr, *, carry, layout, targets, reduction):
     model = lm.char_model("gru", _TB_V, _TB_H, embed_size=_TB_E, seed=None).double()
     model.load_state_dict({k: v.double() for k, v in weights.items()})
     N, L = batch_size, seq_len
@@ -215,14 +232,17 @@ def tbptt_variant(weights: dict[str, Tensor], ids: Tensor, batch_size: int, seq_
     return torch.tensor(losses, dtype=torch.float64), after, state
 
 
-def _tv(label: str, hint: str, **switches) -> tuple[str, str, Callable]:
-    return label, hint, lambda *args: tbptt_variant(*args, **switches)
+def _tv(label: str, hint: str, **switches) -> Mistake:
+    def mistaken(*args) -> tuple[Tensor, dict[str, Tensor], Tensor]:      # returned as a student would, float32
+        losses, weights, state = tbptt_variant(*args, **switches)
+        return losses.float(), {k: v.float() for k, v in weights.items()}, state.float()
+    return Mistake(label, hint, mistaken)
 
 
 _NOT_DETACHED = ("the state carried into the next window is not detached",
                  "After each optimiser step, carry state = state.detach(): the values go on, the graph of the "
                  "window before (already freed by backward) does not.")
-TBPTT: tuple[tuple[str, str, Callable], ...] = (
+TBPTT: tuple[Mistake, ...] = (
     _tv("the state is reset to zeros every window instead of carried", "Pass the state the previous window "
         "ended with (detached) into the next window; only the first window starts from None.", carry=False),
     _tv("the state is carried into windows that do not continue its batch row (the windows were cut with "
@@ -270,8 +290,48 @@ def _tbptt_result(result: Any, name: str, K: int, N: int, weights: dict[str, Ten
     return [losses.detach().double().clone(), *(clean[k].double() for k in weights), state.detach().double().clone()]
 
 
-def _tb_close(a: list[Tensor], b: list[Tensor]) -> list[bool]:
-    return [bool(torch.allclose(x, y, atol=2e-4, rtol=1e-3)) if x.shape == y.shape else False for x, y in zip(a, b)]
+def _tbptt_words(name: str):
+    def wording(case: Case, got: list[Tensor], mism: list[Mismatch | None], named: Mistake | None,
+                others: Sequence) -> str:
+        wrong = [leaf.what for leaf, m in zip(case.leaves, mism) if m is not None]
+        if named is not None:
+            return (f"{name}: {named.label}. {', '.join(wrong)} differ from the reference exactly as that mistake "
+                    f"makes them. {named.hint} (case: {case.label}.)")
+        err = next(m for m in mism if m is not None).max_err
+        return (f"{name}: {wrong[0]} differs from the reference by up to {err:.3g}"
+                f"{' (and so do ' + ', '.join(wrong[1:]) + ')' if len(wrong) > 1 else ''} (case: {case.label}). "
+                f"For each window in order: run the model from the carried state, take the mean cross-entropy "
+                f"against the next characters, step SGD (p -= lr * grad), then carry state.detach().")
+    return wording
+
+
+def build_tbptt(name: str = "tbptt_epoch", seed: int = 0) -> tuple[Exercise, list[Case]]:
+    """The truncated-BPTT exercise (the student's function called ``name``) and its two cases."""
+    cases = []
+    for c, (N, L, K) in enumerate(((3, 5, 4), (2, 4, 3))):
+        args = _tbptt_inputs(seed * 10 + c, N, L, K)
+        leaves = [Leaf("losses", (("window", K),))]
+        leaves += [Leaf(k, tuple((f"axis {i}", n) for i, n in enumerate(v.shape))) for k, v in args["weights"].items()]
+        leaves += [Leaf("state", (("layer", 1), ("batch", N), ("hidden", _TB_H)))]
+        case = Case(args, leaves, [], f"batch_size={N}, seq_len={L}, {K} windows, lr={args['lr']}, seed={seed}")
+        ref_losses, ref_weights, ref_state = tbptt_variant(**args)
+        case.expected = [ref_losses, *(ref_weights[k].double() for k in args["weights"]), ref_state.double()]
+        cases.append(case)
+
+    def unpack(result: Any, case: Case) -> list[Tensor]:
+        N, K = case.args["batch_size"], case.leaves[0].shape[0]
+        return _tbptt_result(result, name, K, N, case.args["weights"])
+
+    ex = Exercise(name, ("weights", "ids", "batch_size", "seq_len", "lr"), unpack, TBPTT, atol=2e-4, rtol=1e-3,
+                  dtype=torch.float64, wording=_tbptt_words(name),
+                  passed=f"the same losses, weights and carried state as the reference in {len(cases)} cases "
+                         f"(batch rows 3 and 2, windows of 5 and 4 characters)")
+    return ex, cases
+
+
+#: The exercises of this module, for the catalogue tests (see :mod:`._engine`). ``check_char_model`` trains
+#: and scores against a target perplexity: it has no catalogue of mistakes.
+EXERCISES: dict[str, Builder] = {"sample": build_sample, "tbptt_epoch": build_tbptt}
 
 
 @student_facing
@@ -281,43 +341,17 @@ def check_tbptt_epoch(fn: Any, *, seed: int = 0) -> None:
     Prints one line on success; raises :class:`CheckFailed` naming the mistake otherwise.
     """
     name = _name(fn, "tbptt_epoch")
-    check_callable(fn, name, ("weights", "ids", "batch_size", "seq_len", "lr"))
-    cases = ((3, 5, 4), (2, 4, 3))
-    for c, (N, L, K) in enumerate(cases):
-        args = _tbptt_inputs(seed * 10 + c, N, L, K)
-        label = f"batch_size={N}, seq_len={L}, {K} windows, lr={args['lr']}, seed={seed}"
-        try:
-            with torch.enable_grad():
-                result = call_student(fn, name, args)
-        except AssertionError as exc:
-            text = str(exc)
-            if "backward through the graph a second time" in text or "modified by an inplace operation" in text:
-                fail(f"{name}: {_NOT_DETACHED[0]}: the next window's backward reached back into the graph of the "
-                     f"window before, which PyTorch had already freed. {_NOT_DETACHED[1]} (case: {label}.)")
-            raise
-        got = _tbptt_result(result, name, K, N, args["weights"])
-        ref_losses, ref_weights, ref_state = tbptt_variant(**args)
-        want = [ref_losses, *(ref_weights[k] for k in args["weights"]), ref_state.double()]
-        ok = _tb_close(got, want)
-        if all(ok):
-            continue
-        names = ["losses", *args["weights"], "state"]
-        wrong = [n for n, good in zip(names, ok) if not good]
-        for m_label, hint, variant in TBPTT:
-            m_losses, m_weights, m_state = variant(*args.values())
-            mistaken = [m_losses, *(m_weights[k] for k in args["weights"]), m_state.double()]
-            if all(_tb_close(got, mistaken)) and not all(_tb_close(mistaken, want)):
-                fail(f"{name}: {m_label}. {', '.join(wrong)} differ from the reference exactly as that mistake makes "
-                     f"them. {hint} (case: {label}.)")
-        first = wrong[0]
-        i = names.index(first)
-        err = float((got[i] - want[i]).abs().max())
-        fail(f"{name}: {first} differs from the reference by up to {err:.3g}"
-             f"{' (and so do ' + ', '.join(wrong[1:]) + ')' if len(wrong) > 1 else ''} (case: {label}). For each "
-             f"window in order: run the model from the carried state, take the mean cross-entropy against the next "
-             f"characters, step SGD (p -= lr * grad), then carry state.detach().")
-    print(f"{name}: the same losses, weights and carried state as the reference in {len(cases)} cases "
-          f"(batch rows 3 and 2, windows of 5 and 4 characters).")
+    ex, cases = build_tbptt(name, seed)
+    try:
+        with torch.enable_grad():
+            grade(fn, ex, cases)
+    except CheckFailed as exc:
+        text = str(exc)
+        if "backward through the graph a second time" in text or "modified by an inplace operation" in text:
+            # an undetached state fails in the first case already: every case has several windows
+            fail(f"{name}: {_NOT_DETACHED[0]}: the next window's backward reached back into the graph of the "
+                 f"window before, which PyTorch had already freed. {_NOT_DETACHED[1]} (case: {cases[0].label}.)")
+        raise
 
 
 # ============================================================================= training to a target

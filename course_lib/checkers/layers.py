@@ -11,6 +11,7 @@ The oracle is :func:`course_lib.reference.rnn` (``lstm``, ``gru``), which agrees
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import torch
@@ -19,7 +20,7 @@ from .. import reference
 from ..reference import LayerWeights
 from . import mistakes
 from ._core import Leaf, Mismatch, Randn, compare, positive_int, student_facing, unpack_nested
-from ._engine import Case, Exercise, run_exercise, success
+from ._engine import Builder, Case, Exercise, correct_on, grade
 from .cells import MATMUL_HINT, draw_state, draw_weights, sizes, sizes_detail
 
 __all__ = ["check_rnn_layer", "check_lstm_layer", "check_gru_layer"]
@@ -136,16 +137,18 @@ def build(kind: str, seed: int = 0, batch: int = 3, input_size: int = 4, hidden:
     catalogue = {"rnn": mistakes.RNN_LAYER, "lstm": mistakes.LSTM_LAYER, "gru": mistakes.GRU_LAYER}[kind]
     ex = Exercise(name, ("xs", state_name, "w_ih", "w_hh", "b_ih", "b_hh"),
                   lambda result, case: list(unpack_nested(result, structure, name).values()),
-                  catalogue, _diagnose(kind), error_hint=MATMUL_HINT)
+                  catalogue, _diagnose(kind), error_hint=MATMUL_HINT,
+                  passed=correct_on(len(cases), sizes_detail(batch, input_size, hidden, f"length={length}, ")
+                                    + f"; {state_name} given and None; and batch=1, length=1"))
     return ex, cases
 
 
+#: The exercises of this module, for the catalogue tests (see :mod:`._engine`).
+EXERCISES: dict[str, Builder] = {f"{kind}_layer": functools.partial(build, kind) for kind in ("rnn", "lstm", "gru")}
+
+
 def _check_layer(kind: str, fn: Any, seed: int, batch: int, input_size: int, hidden: int, length: int) -> None:
-    ex, cases = build(kind, seed, batch, input_size, hidden, length)
-    run_exercise(fn, ex, cases)
-    state_name = ex.params[1]
-    success(ex.name, len(cases), sizes_detail(batch, input_size, hidden, f"length={length}, ")
-            + f"; {state_name} given and None; and batch=1, length=1")
+    grade(fn, *build(kind, seed, batch, input_size, hidden, length))
 
 
 @student_facing

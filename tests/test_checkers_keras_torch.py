@@ -1,9 +1,6 @@
-"""The checkers the exercises need beyond the cell/layer/backward/attention/clipping ones.
-
-Each named mistake has a deliberately wrong implementation here, written the way a student would,
-and the test asserts that the message names it; the right implementations are checked against
-torch (autograd, nn.GRU's own parameters, a Keras model loaded by course_lib.convert).
-"""
+"""Tests of course_lib.checkers.keras_torch: one forecaster in PyTorch and in Keras, weights moved across, and
+training to a target; the right implementations are checked against torch and a Keras model loaded by
+course_lib.convert, and each named mistake, written the way a student would, is named in the message."""
 from __future__ import annotations
 
 import os
@@ -27,77 +24,6 @@ def failure(check, *args, **kwargs) -> str:
 def not_written(*args, **kwargs):
     raise NotImplementedError()
 
-
-# ----------------------------------------------------------------------------- state_gradient_norms
-
-def _states(xs, h0, w_ih, w_hh, b_ih, b_hh):
-    h, hs = h0.clone().requires_grad_(), []
-    for x_t in xs:
-        h = torch.tanh(x_t @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
-        hs.append(h)
-    return hs
-
-
-def norms_right(*args):
-    hs = _states(*args)
-    return torch.stack([g.norm() for g in torch.autograd.grad(hs[-1].sum(), hs)])
-
-
-def norms_reversed(*args):
-    return norms_right(*args).flip(0)
-
-
-def norms_mean(*args):
-    hs = _states(*args)
-    return torch.stack([g.norm() for g in torch.autograd.grad(hs[-1].mean(), hs)])
-
-
-def norms_list(*args):
-    return [float(v) for v in norms_right(*args)]
-
-
-def test_state_gradient_norms_accepts_autograd_and_agrees_with_a_hand_computed_case(capsys):
-    checkers.check_state_gradient_norms(norms_right)
-    assert "matches autograd" in capsys.readouterr().out
-    # Hand-worked: a linear-ish 1-unit RNN with w_hh = 0 cuts every path back: norms = [0, ..., 0, 1].
-    xs, h0 = torch.randn(3, 1, 1), torch.zeros(1, 1)
-    z = torch.zeros(1, 1)
-    assert norms_right(xs, h0, torch.ones(1, 1), z, torch.zeros(1), torch.zeros(1)).tolist() == [0.0, 0.0, 1.0]
-
-
-@pytest.mark.parametrize("fn, words", [
-    (norms_reversed, "reverse order"),
-    (norms_mean, "averaged (mean) instead of summed"),
-    (norms_list, "torch.stack"),
-    (not_written, "not implemented yet"),
-])
-def test_state_gradient_norms_names_the_mistake(fn, words):
-    assert words in failure(checkers.check_state_gradient_norms, fn)
-
-
-# ----------------------------------------------------------------------------- check_parameter_count
-
-def count_right(i, h, n):
-    return sum(3 * (h * (i if k == 0 else h) + h * h + 2 * h) for k in range(n))
-
-
-@pytest.mark.parametrize("fn, words", [
-    (lambda i, h, n: sum(3 * (h * (i if k == 0 else h) + h * h + h) for k in range(n)), "one bias vector"),
-    (lambda i, h, n: sum(3 * (h * i + h * h + 2 * h) for k in range(n)), "layers above the first"),
-    (lambda i, h, n: sum(4 * (h * (i if k == 0 else h) + h * h + 2 * h) for k in range(n)), "that of an LSTM"),
-    (lambda i, h, n: float(count_right(i, h, n)), "an int"),
-    (not_written, "not implemented yet"),
-])
-def test_parameter_count_names_the_mistake(fn, words):
-    assert words in failure(checkers.check_parameter_count, fn, kind="gru")
-
-
-def test_parameter_count_accepts_the_count_of_nn_gru(capsys):
-    checkers.check_parameter_count(count_right, kind="gru")
-    assert sum(p.numel() for p in nn.GRU(7, 4, num_layers=3).parameters()) == count_right(7, 4, 3)
-
-
-# ----------------------------------------------------------------------------- keras and torch
 
 def _model(weights):
     w_ih, w_hh, b_ih, b_hh, w_out, b_out = weights
@@ -230,29 +156,3 @@ def test_forecaster_head_on_h_n_is_told_about_the_layer_axis():
     """Is a head applied to h_n told about h_n's layer axis, not about a forecast for every time step (issue 18)?"""
     msg = failure(checkers.check_forecaster, forecasts_from_h_n)
     assert "h_n" in msg and "layer axis" in msg and "every time step" not in msg, msg
-
-
-@pytest.mark.parametrize("fn, words", [
-    (lambda kind, i, b: _largest_under(kind, i, b, strict=True), "use <= where you used <"),
-    (lambda kind, i, b: _largest_under(kind, i, b) + 1, "smallest size that exceeds the budget"),
-    (lambda kind, i, b: _largest_under({"gru": "lstm", "lstm": "gru"}[kind], i, b), "other kind"),
-    (lambda kind, i, b: float(_largest_under(kind, i, b)), "an int"),
-    (not_written, "not implemented yet"),
-])
-def test_hidden_for_budget_names_the_mistake(fn, words):
-    assert words in failure(checkers.check_hidden_for_budget, fn)
-
-
-def _largest_under(kind, input_size, budget, strict=False):
-    module = {"gru": nn.GRU, "lstm": nn.LSTM}[kind]
-    H = 0
-    while True:
-        n = sum(p.numel() for p in module(input_size, H + 1).parameters())
-        if n > budget or (strict and n == budget):
-            return H
-        H += 1
-
-
-def test_hidden_for_budget_accepts_the_largest_size_within_the_budget(capsys):
-    checkers.check_hidden_for_budget(_largest_under)
-    assert "largest hidden size within the budget" in capsys.readouterr().out

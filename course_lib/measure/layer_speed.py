@@ -1,4 +1,4 @@
-"""Timing course_lib's recurrent layers against ``torch.nn``: the numbers behind the benchmarks page.
+"""The speed of course_lib's recurrent layers against ``torch.nn``: the numbers behind the benchmarks page.
 
 Four implementations of the same layer, given the same weights and the same input:
 
@@ -10,20 +10,17 @@ Four implementations of the same layer, given the same weights and the same inpu
 
 :func:`reference_speed` times forward and forward+backward for each and returns
 :class:`Timing` rows; :func:`format_reference_speed` prints them as a table with each time's
-ratio to ``native``. The variants are timed in interleaved rounds (one call of each per round,
-median over rounds), so a neighbour's load on a shared machine slows them alike and the
-ratios stay meaningful even when the absolute times do not.
+ratio to ``native``. The variants are timed side by side by
+:func:`course_lib.measure.timing.median_seconds` (one call of each per round, median over rounds),
+so a neighbour's load on a shared machine slows them alike and the ratios stay meaningful even
+when the absolute times do not.
 
 Used by ``benchmarks/reference_speed.py`` (the full table) and ``book/appendix/benchmarks.md``
-(a quick table measured when the book is built). :func:`machine` says where a table was measured.
+(a quick table measured when the book is built); :func:`course_lib.measure.timing.machine` says
+where a table was measured.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import platform
-import statistics
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,8 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pathlib import Path
-
+from course_lib.measure.timing import median_seconds
 from course_lib.reference import fast_gru, fast_lstm, fast_rnn, gru, lstm, rnn, weights_of
 
 #: kind -> (torch.nn module, readable layer, fast layer)
@@ -51,7 +47,7 @@ class Shape:
     hidden: int
 
 
-#: The three shapes of issue 6: a typical training batch, one long sequence, a wide layer.
+#: The three benchmark shapes: a typical training batch, one long sequence, a wide layer.
 SHAPES = (
     Shape("batch 32 x length 100 x hidden 128", 32, 100, 128, 128),
     Shape("batch 1 x length 1000 x hidden 128", 1, 1000, 128, 128),
@@ -102,18 +98,6 @@ def _calls(kind: str, shape: Shape) -> dict[str, tuple[Callable[[], None], Calla
     return calls
 
 
-def _median_rounds(calls: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
-    """Median milliseconds per call, timing one call of each in every round (after one warm-up round)."""
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for round_ in range(repeats + 1):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            if round_:                       # round 0 warms up caches and allocators
-                times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
 def time_layer(kind: str, shape: Shape, repeats: int = 7,
                variants: Sequence[str] = VARIANTS) -> list[Timing]:
     """Time the variants (all four by default; ``native`` is always timed) of one layer kind on one shape."""
@@ -128,9 +112,10 @@ def time_layer(kind: str, shape: Shape, repeats: int = 7,
     calls = {name: call for name, call in _calls(kind, shape).items() if name in variants}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)    # oneDNN's flags warn about Intel-GPU TF32
-        fwd = _median_rounds({n: c[0] for n, c in calls.items()}, repeats)
-        bwd = _median_rounds({n: c[1] for n, c in calls.items()}, repeats)
-    return [Timing(kind, shape.name, n, fwd[n], bwd[n], fwd[n] / fwd["native"], bwd[n] / bwd["native"])
+        fwd = median_seconds({n: c[0] for n, c in calls.items()}, repeats=repeats)   # one warm-up round
+        bwd = median_seconds({n: c[1] for n, c in calls.items()}, repeats=repeats)
+    ms = {n: (fwd[n] * 1e3, bwd[n] * 1e3) for n in variants}
+    return [Timing(kind, shape.name, n, *ms[n], ms[n][0] / ms["native"][0], ms[n][1] / ms["native"][1])
             for n in variants]
 
 
@@ -158,14 +143,3 @@ def ratio_span(rows: Sequence[Timing], variant: str) -> tuple[float, float]:
         raise ValueError(f"no rows for variant {variant!r}; variants are {VARIANTS}")
     return min(ratios), max(ratios)
 
-
-def machine() -> str:
-    """Where figures were measured: cores, CPU model, Python and PyTorch versions, in one line."""
-    model = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return (f"{len(os.sched_getaffinity(0))} cores ({model}), Python {platform.python_version()}, "
-            f"torch {torch.__version__}")
