@@ -24,7 +24,7 @@ from ._core import (CheckFailed, Leaf, Mismatch, as_clean_tensor, call_student, 
                     compare, fail, matches, mismatch_str, position_str)
 
 __all__ = ["Mistake", "Case", "Exercise", "Builder", "grade", "run_exercise", "explain", "Diagnosis", "correct_on",
-           "success", "mistake_leaves", "oracle_leaves"]
+           "mistake_leaves", "oracle_leaves"]
 
 
 @dataclass(frozen=True)
@@ -270,9 +270,3 @@ def _leaf_matches(ex: Exercise, case: Case, got: list[Tensor], wrong: list[int],
                     and _agrees_elsewhere(ex, m, others, [i]):
                 found[i] = m
     return sorted(found.items())
-
-
-def success(name: str, n_cases: int, detail: str) -> None:
-    """Print the usual success line for a checker that runs :func:`run_exercise` itself; a checker built on
-    :func:`grade` sets ``Exercise.passed`` instead."""
-    print(f"{name}: {correct_on(n_cases, detail)}.")

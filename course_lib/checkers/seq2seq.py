@@ -35,7 +35,7 @@ from torch import Tensor
 from .. import seq2seq as s2s
 from ..data.transduction import Seq2SeqBatch, SymbolVocab, reversal_task
 from ._core import CheckFailed, Leaf, Randn, call_student, check_callable, fail, student_facing, unpack_nested
-from ._engine import Case, Exercise, Mistake, run_exercise, success
+from ._engine import Builder, Case, Exercise, Mistake, correct_on, grade, run_exercise
 from .weights import load_trained
 
 __all__ = [
@@ -163,23 +163,28 @@ def _attention_cases(seed: int) -> list[Case]:
             _attention_case(rand, 4, 6, 5, 3, [2, 6, 4, 3], seed)]
 
 
+def build_additive_attention(name: str = "additive_attention", seed: int = 0) -> tuple[Exercise, list[Case]]:
+    """The additive-attention exercise (the student's function called ``name``) and its three cases."""
+    cases = _attention_cases(seed)
+    ex = Exercise(name, ("query", "keys", "mask", "w_query", "w_key", "v"),
+                  lambda result, case: list(unpack_nested(result, ("context", "weights"),
+                                                          name).values()),
+                  ADDITIVE_ATTENTION, _attention_diagnose, oracle_name="the reference",
+                  error_hint="Check the shapes: query @ w_query.T is (N, A), keys @ w_key.T is (N, S, A), and the "
+                             "scores e are (N, S).",
+                  finite_hint=lambda case: _ATTN_FINITE,
+                  passed=correct_on(len(cases), "padded batches with lengths down to 1, and mask=None; hidden sizes "
+                                                "4 and 5, attention sizes 3 to 6"))
+    return ex, cases
+
+
 @student_facing
 def check_additive_attention(fn: Any, *, seed: int = 0) -> None:
     """Grade ``fn(query, keys, mask, w_query, w_key, v) -> (context (N, H), weights (N, S))``.
 
     Prints one line on success; raises :class:`CheckFailed` naming the mistake otherwise.
     """
-    cases = _attention_cases(seed)
-    ex = Exercise("additive_attention", ("query", "keys", "mask", "w_query", "w_key", "v"),
-                  lambda result, case: list(unpack_nested(result, ("context", "weights"),
-                                                          "additive_attention").values()),
-                  ADDITIVE_ATTENTION, _attention_diagnose, oracle_name="the reference",
-                  error_hint="Check the shapes: query @ w_query.T is (N, A), keys @ w_key.T is (N, S, A), and the "
-                             "scores e are (N, S).",
-                  finite_hint=lambda case: _ATTN_FINITE)
-    run_exercise(fn, ex, cases)
-    success("additive_attention", len(cases), "padded batches with lengths down to 1, and mask=None; hidden sizes "
-            "4 and 5, attention sizes 3 to 6")
+    grade(fn, *build_additive_attention("additive_attention", seed))
 
 
 # ============================================================================= one decoder step
@@ -209,7 +214,7 @@ def decode_step_variant(y_prev, s_prev, enc_states, mask, weights, *, attend: di
     out_input  ``"state_ctx"`` [s; c]; ``"ctx_state"`` [c; s]
     probs      True: the logits went through a softmax
     """
-    w = {k: t.double() for k, t in weights.items()}
+    w = {k: t.to(s_prev.dtype) for k, t in weights.items()}      # float64 on the checker's own copies
     emb = w["tgt_embed.weight"][y_prev.long()]                    # (N, E)
     c, alpha = attention_variant(s_prev, enc_states, mask, w["w_query"], w["w_key"], w["v"], **(attend or {}))
     x = torch.cat([emb, c] if cell_input == "emb_ctx" else [c, emb], dim=1)   # (N, E + H)
@@ -283,28 +288,40 @@ def _step_diagnose(case: Case, got, mism) -> str:
     return "The state and the weights are right, so look at the output layer. " + _STEP
 
 
+def build_decode_step(name: str = "decode_step", seed: int = 0) -> tuple[Exercise, list[Case]]:
+    """The decoder-step exercise (the student's function called ``name``) and its cases, :data:`_STEP_CASES`."""
+    cases = [_step_case(seed, k, *sizes) for k, sizes in enumerate(_STEP_CASES)]
+    ex = Exercise(name, ("y_prev", "s_prev", "enc_states", "mask", "weights"),
+                  lambda result, case: list(unpack_nested(result, ("logits", "state", "weights"),
+                                                          name).values()),
+                  DECODE_STEP, _step_diagnose, oracle_name="the reference (Seq2Seq.decode_step)",
+                  error_hint="Check the shapes: emb is (N, E), context (N, H), the GRU's input [emb; context] "
+                             "(N, E + H), and the output layer's input [s; context] (N, 2H).",
+                  finite_hint=lambda case: _ATTN_FINITE,
+                  passed=correct_on(len(cases), "batches of 2 to 4 with padded sources, hidden sizes 4 to 6, "
+                                                "embedding sizes 3 and 4, vocabularies of 6 to 8 tokens"))
+    return ex, cases
+
+
 @student_facing
 def check_decode_step(fn: Any, *, seed: int = 0) -> None:
     """Grade ``fn(y_prev, s_prev, enc_states, mask, weights) -> (logits (N, V), state (N, H), weights (N, S))``.
 
     Prints one line on success; raises :class:`CheckFailed` naming the mistake otherwise.
     """
-    cases = [_step_case(seed, k, *sizes) for k, sizes in enumerate(_STEP_CASES)]
-    ex = Exercise("decode_step", ("y_prev", "s_prev", "enc_states", "mask", "weights"),
-                  lambda result, case: list(unpack_nested(result, ("logits", "state", "weights"),
-                                                          "decode_step").values()),
-                  DECODE_STEP, _step_diagnose, oracle_name="the reference (Seq2Seq.decode_step)",
-                  error_hint="Check the shapes: emb is (N, E), context (N, H), the GRU's input [emb; context] "
-                             "(N, E + H), and the output layer's input [s; context] (N, 2H).",
-                  finite_hint=lambda case: _ATTN_FINITE)
+    ex, cases = build_decode_step("decode_step", seed)
     try:
         run_exercise(fn, ex, cases)
     except CheckFailed as exc:
         if "not implemented yet" not in str(exc):
             raise
         fail(f"{exc} decode_step calls your additive_attention, so Part 1 must be written first.", exc.mistakes)
-    success("decode_step", len(cases), "batches of 2 to 4 with padded sources, hidden sizes 4 to 6, embedding "
-            "sizes 3 and 4, vocabularies of 6 to 8 tokens")
+    print(f"{ex.name}: {ex.passed}.")
+
+
+#: The exercises of this module, for the catalogue tests (see :mod:`._engine`). ``check_beam_search`` compares
+#: whole hypotheses exactly and ``check_seq2seq_model`` trains against a target: neither runs on the engine.
+EXERCISES: dict[str, Builder] = {"additive_attention": build_additive_attention, "decode_step": build_decode_step}
 
 
 # ============================================================================= beam search
