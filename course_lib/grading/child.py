@@ -42,7 +42,8 @@ PARAM_KINDS = {inspect.Parameter.POSITIONAL_ONLY: "positional_only",
 # ----------------------------------------------------------------------------- the zygote
 
 def zygote_main(fd: int) -> None:
-    """Isolate, preload, then fork workers on request until the trusted side closes the socket."""
+    """Isolate, preload, then fork workers (or variants, see :class:`_Server`) on request until the trusted
+    side closes the socket."""
     sock = socket.socket(fileno=fd)
     config = json.loads(sock.recv(1 << 20))
     limits = sandbox.Limits(**config["limits"])
@@ -59,56 +60,105 @@ def zygote_main(fd: int) -> None:
     namespaces = False
     if os.geteuid() == 0 and private_tmp:
         namespaces, line = sandbox.probe_namespaces()
-        lines.append(line or "each worker: its own PID, IPC and mount namespaces with a fresh /proc; its init "
-                             "ends everything in them")
+        lines.append(line or "each worker: its own PID, IPC and mount namespaces with a fresh /proc and its own "
+                             "empty /tmp; its init ends everything in them")
     errors = _preload(config["preload"])
     lines += [f"could not preload {m}: {e}" for m, e in errors.items()]
+    server = _Server(limits, scratch, private_tmp, namespaces, config["keep"])
     _reply(sock, {"log": lines})
-    statuses: dict[int, int] = {}
-    reports: dict[int, int] = {}             # worker pid -> read end of its init's status pipe
-    me = os.getpid()
-    while True:
-        try:
-            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 8)
-        except OSError:
-            msg, fds = b"", []
-        if not msg:
-            _kill_descendants(statuses)
-            os._exit(0)
-        req = json.loads(msg)
-        op = req.get("op")
-        if op == "spawn":
-            read, write = os.pipe() if namespaces else (None, None)
-            pid = os.fork()
-            if pid == 0:
-                sock.close()
-                for r in [*reports.values(), *([read] if read is not None else [])]:
+    server.serve(sock)
+
+
+class _Server:
+    """The zygote's request loop; also that of each *variant*: a child of the zygote that switched off one
+    assignment's forbidden operations (:func:`.forbid.install`, ~50 ms) once, so that its workers start
+    with them off instead of each paying for it. A variant never runs student code either."""
+
+    def __init__(self, limits: sandbox.Limits, scratch: str, private_tmp: bool, namespaces: bool, keep: list[str]):
+        self.limits, self.scratch, self.private_tmp, self.namespaces, self.keep = \
+            limits, scratch, private_tmp, namespaces, keep
+        self.fresh_tmp = sandbox.fresh_tmp_dirs(keep) if namespaces else []
+
+    def serve(self, sock: socket.socket) -> None:
+        statuses: dict[int, int] = {}
+        reports: dict[int, int] = {}             # worker pid -> read end of its init's status pipe
+        variants: set[int] = set()
+        me = os.getpid()
+        while True:
+            try:
+                msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 8)
+            except OSError:
+                msg, fds = b"", []
+            if not msg:
+                _kill_descendants(statuses)
+                os._exit(0)
+            req = json.loads(msg)
+            op = req.get("op")
+            if op == "spawn":
+                read, write = os.pipe() if self.namespaces else (None, None)
+                if self.namespaces:
+                    sandbox.new_pid_namespace_for_children()    # the child is init of a new PID namespace
+                try:
+                    pid = os.fork()
+                finally:
+                    if self.namespaces and os.getpid() == me:
+                        sandbox.same_pid_namespace_for_children()
+                if pid == 0:
+                    sock.close()
+                    for r in [*reports.values(), *([read] if read is not None else [])]:
+                        os.close(r)
+                    _worker_entry(fds[0], fds[1:], write, self.limits, self.scratch, req.get("uid"), me,
+                                  self.fresh_tmp)                                             # never returns
+                for f in fds:
+                    os.close(f)
+                if write is not None:
+                    os.close(write)
+                    reports[pid] = read
+                _reply(sock, {"pid": pid})
+            elif op == "variant":
+                pid = os.fork()
+                if pid == 0:
+                    sock.close()
+                    for r in reports.values():
+                        os.close(r)
+                    self._variant(fds[0], list(req.get("forbid") or []), me)                # never returns
+                for f in fds:
+                    os.close(f)
+                variants.add(pid)
+                _reply(sock, {"pid": pid})
+            elif op == "status":
+                pid, wait = int(req["pid"]), float(req.get("wait", 0))
+                if pid in reports:
+                    _reply(sock, _reported(reports[pid], wait))
+                else:
+                    _reply(sock, {"status": _wait_for(pid, wait, statuses)})
+            elif op == "cleanup":
+                _kill_descendants(statuses, spare=variants)
+                _wipe(self.scratch, self.private_tmp, int(req["pid"]), self.keep, self.limits.tmp_bytes,
+                      self.fresh_tmp)
+                statuses.clear()
+                for r in reports.values():
                     os.close(r)
-                _worker_entry(fds[0], fds[1:], write, limits, scratch, req.get("uid"), me)   # never returns
-            for f in fds:
-                os.close(f)
-            if write is not None:
-                os.close(write)
-                reports[pid] = read
-            _reply(sock, {"pid": pid})
-        elif op == "status":
-            pid, wait = int(req["pid"]), float(req.get("wait", 0))
-            if pid in reports:
-                _reply(sock, _reported(reports[pid], wait))
+                reports.clear()
+                _reply(sock, {})
+            elif op == "preload":
+                _reply(sock, {"errors": _preload(req.get("modules", []))})
             else:
-                _reply(sock, {"status": _wait_for(pid, wait, statuses)})
-        elif op == "cleanup":
-            _kill_descendants(statuses)
-            _wipe(scratch, private_tmp, int(req["pid"]), config["keep"], limits.tmp_bytes)
-            statuses.clear()
-            for r in reports.values():
-                os.close(r)
-            reports.clear()
-            _reply(sock, {})
-        elif op == "preload":
-            _reply(sock, {"errors": _preload(req.get("modules", []))})
-        else:
-            _reply(sock, {"error": f"unknown request {op!r}"})
+                _reply(sock, {"error": f"unknown request {op!r}"})
+
+    def _variant(self, fd: int, forbidden: list[str], parent: int) -> None:
+        sock = socket.socket(fileno=fd)
+        try:
+            sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(0)
+            sandbox.prctl(sandbox.PR_SET_CHILD_SUBREAPER, 1)
+            forbid.install(forbidden)
+        except BaseException as exc:  # noqa: BLE001 - the trusted side is told; its workers would fail alike
+            _reply(sock, {"error": f"{type(exc).__name__}: {exc}"[:2000]})
+            os._exit(0)
+        _reply(sock, {})
+        self.serve(sock)
 
 
 def _reply(sock: socket.socket, message: dict) -> None:
@@ -131,7 +181,7 @@ def _preload(modules: list[str]) -> dict[str, str]:
 
 def _reported(read: int, wait: float) -> dict:
     """The worker's status as its namespace's init wrote it; nothing written and the pipe closed means init
-    (or its keeper) was killed first: from outside, never by the student's code."""
+    was killed first: from outside, never by the student's code."""
     import select
     ready, _, _ = select.select([read], [], [], wait)
     if not ready:
@@ -173,10 +223,17 @@ def _wait_for(pid: int, wait: float, statuses: dict[int, int]) -> int | None:
         time.sleep(0.02)
 
 
-def _kill_descendants(statuses: dict[int, int]) -> None:
-    """SIGKILL every child (orphans of killed workers are re-parented here: we are a subreaper) and reap."""
+def _kill_descendants(statuses: dict[int, int], spare: set[int] = frozenset()) -> None:
+    """SIGKILL every child but ``spare`` (orphans of killed workers are re-parented here: we are a subreaper)
+    and reap; a ``spare`` child that has ended is reaped and dropped from it."""
+    for pid in list(spare):
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                spare.discard(pid)
+        except ChildProcessError:
+            spare.discard(pid)
     for _ in range(1000):
-        kids = _children()
+        kids = [k for k in _children() if k not in spare]
         if not kids:
             break
         for pid in kids:
@@ -192,14 +249,17 @@ def _kill_descendants(statuses: dict[int, int]) -> None:
                 pass
 
 
-def _wipe(scratch: str, private_tmp: bool, pid: int, keep: list[str] = (), tmp_bytes: int = 0) -> None:
+def _wipe(scratch: str, private_tmp: bool, pid: int, keep: list[str] = (), tmp_bytes: int = 0,
+          fresh: list[str] = ()) -> None:
     """Empty the private tmpfs mounts (only when they are ours: a fresh tmpfs replaces each) or at least the
-    worker's scratch directory (removed without recursion, however deep).
+    worker's scratch directory (removed without recursion, however deep). ``fresh`` are those each worker
+    had a tmpfs of its own on (:func:`.sandbox.contain`), gone with its namespace: nothing to do there.
 
     Entries on the way to a kept path (a course cloned under /tmp is bound read-only inside the
     private /tmp) are left alone.
     """
-    targets = [d for d in sandbox.WORLD_WRITABLE if os.path.isdir(d)] if private_tmp else [scratch]
+    targets = [d for d in sandbox.WORLD_WRITABLE if os.path.isdir(d) and d not in fresh] if private_tmp \
+        else [scratch]
     for d in targets:
         if private_tmp and tmp_bytes and os.path.ismount(d) and \
                 not any(sandbox._under(os.path.realpath(k), [d]) for k in keep):
@@ -218,10 +278,10 @@ def _wipe(scratch: str, private_tmp: bool, pid: int, keep: list[str] = (), tmp_b
 
 
 def _worker_entry(fd: int, cgroup_fds: list[int], status_fd: int | None, limits: sandbox.Limits, scratch: str,
-                  uid: int | None, zygote_pid: int) -> None:
+                  uid: int | None, zygote_pid: int, fresh_tmp: list[str] = ()) -> None:
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        parent = sandbox.contain(fd, cgroup_fds, status_fd, zygote_pid)     # only the worker returns
+        parent = sandbox.contain(fd, cgroup_fds, status_fd, zygote_pid, fresh_tmp, limits.tmp_bytes)  # the worker returns
         sandbox.enter_worker(limits, scratch, uid, parent)
         null = os.open(os.devnull, os.O_RDWR)
         for std in (0, 1, 2):

@@ -54,7 +54,7 @@ ANSWER_KEY = ("course_lib.reference", "course_lib.checkers", "course_lib.convert
 SANDBOX_VISIBLE = ("course_lib.data", "course_lib.grading")
 
 _KEYS = ("CompositeImplicitAutograd", "CompositeExplicitAutograd", "CPU", "Autograd")
-_STATE: dict[str, Any] = {"report": None, "libraries": [], "installed": []}
+_STATE: dict[str, Any] = {"report": None, "libraries": [], "installed": [], "requested": set(), "sealed": False}
 
 
 class ForbiddenOperation(RuntimeError):
@@ -223,10 +223,17 @@ class _SealedModule(types.ModuleType):
 
 
 def install(forbidden: list[str]) -> list[str]:
-    """Seal the answer key and switch off ``forbidden`` in this process; returns what was switched off."""
-    _seal_answer_key()
+    """Seal the answer key and switch off ``forbidden`` in this process; returns what was switched off.
+
+    What this process (or the zygote's variant it was forked from) has done already is not done again."""
+    if not _STATE["sealed"]:
+        _seal_answer_key()
+        _STATE["sealed"] = True
     done = []
     for item in forbidden:
+        if item in _STATE["requested"]:
+            continue
+        _STATE["requested"].add(item)
         if item == "autograd":
             done += _block_autograd()
         elif item.startswith("aten::") or "::" in item:

@@ -141,7 +141,7 @@ class Worker:
         self.check_size()
         for _ in range(len(self.cells) + 1):
             self.close()
-            self.pid, self.sock = self.zygote.spawn()
+            self.pid, self.sock = self.zygote.spawn(self.forbid)
             self.dead = None
             todo = [(i, src) for i, src in self.cells if i not in self.plan.skip]
             try:

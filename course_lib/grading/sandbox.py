@@ -28,6 +28,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -154,7 +155,10 @@ def describe_exit(status: int | None, memory_limit: int | None = None) -> str:
 
 # ----------------------------------------------------------------------------- kernel calls
 
-def _libc():
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, loaded once per process (and inherited by every fork): ``find_library`` runs
+    ``ldconfig -p`` in a subprocess, a fork of the whole zygote, so it must not run on each call."""
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
@@ -378,14 +382,29 @@ _STATUS = struct.Struct("i")
 
 
 def probe_namespaces() -> tuple[bool, str | None]:
-    """In the zygote: can a worker get its own PID, IPC and mount namespaces? (a throw-away child tries)"""
+    """In the zygote: can a worker get its own PID, IPC and mount namespaces? (a throw-away child tries, forked
+    the way workers are: into a new PID namespace, where it makes the other two)"""
+    try:
+        new_pid_namespace_for_children()
+        _own_pid_namespace()
+    except OSError as exc:
+        return False, (f"NOT PROTECTED: no PID/IPC namespace per worker ({exc.strerror}): a worker's code can "
+                       f"signal and see the other processes of its user, its System V shared memory outlives "
+                       f"it, and a double-forked child can outlive the part")
     pid = os.fork()
     if pid == 0:
         try:
-            _unshare(NS_FLAGS)
+            _unshare(CLONE_NEWIPC | CLONE_NEWNS)
         except OSError as exc:
             os._exit(100 + min(exc.errno or 0, 100))
         os._exit(0)
+    try:
+        same_pid_namespace_for_children()
+    except OSError:
+        os.waitpid(pid, 0)
+        return False, ("NOT PROTECTED: no PID/IPC namespace per worker (setns refused): a worker's code can "
+                       "signal and see the other processes of its user, its System V shared memory outlives "
+                       "it, and a double-forked child can outlive the part")
     _, status = os.waitpid(pid, 0)
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
         return True, None
@@ -395,48 +414,42 @@ def probe_namespaces() -> tuple[bool, str | None]:
                    f"memory outlives it, and a double-forked child can outlive the part")
 
 
-def contain(channel: int, cgroup_fds: list[int], status_fd: int | None, zygote_pid: int) -> int:
+def contain(channel: int, cgroup_fds: list[int], status_fd: int | None, zygote_pid: int,
+            fresh_tmp: list[str] = (), tmp_bytes: int = 0) -> int:
     """In a freshly forked worker, before anything else: its cgroups, its session, its own namespaces.
 
-    With ``status_fd`` (namespaces are available) this process stays outside as the namespaces' keeper
-    and never returns: it forks their ``init`` (pid 1: root, reaps, ignores every signal sent from
-    inside), which forks the worker proper. When the worker ends, ``init`` writes its wait status to
-    ``status_fd`` and exits, and the kernel kills everything else in the PID namespace; when the keeper
-    or ``init`` is killed (``Zygote.finish``, or the zygote's death through the parent-death signal),
-    the same happens. Returns, in the worker, the pid its parent must have (to check after the uid switch).
+    With ``status_fd`` (namespaces are available) the zygote forked this process straight into a new
+    PID namespace (:func:`new_pid_namespace_for_children`), so it is that namespace's ``init`` (pid 1:
+    root, reaps, ignores every signal sent from inside) and never returns: it gives itself its own
+    IPC and mount namespaces, a fresh ``/proc`` and fresh tmpfs on ``fresh_tmp`` (freed by the kernel
+    with the namespace, so nothing a worker leaves there is seen by the next), and forks the worker
+    proper. When the worker ends, ``init`` writes its wait status to ``status_fd`` and exits, and the
+    kernel kills everything else in the PID namespace; when ``init`` is killed (``Zygote.finish``, or
+    the zygote's death through the parent-death signal), the same happens. Returns, in the worker,
+    the pid its parent must have (to check after the uid switch).
     """
+    _forget_pid_namespace()
     for fd in cgroup_fds:
         os.write(fd, str(os.getpid()).encode())        # join this sandbox's memory and pids cgroups
         os.close(fd)
     os.setsid()                                        # the trusted side kills the whole process group
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != zygote_pid:
-        os._exit(0)
     if status_fd is None:
+        if os.getppid() != zygote_pid:
+            os._exit(0)
         return zygote_pid
+    if not _alive(zygote_pid):                         # (getppid() reads 0 here: the zygote is outside)
+        os._exit(0)
     try:
         with open("/proc/self/oom_score_adj", "w") as f:   # the OOM killer picks the student's processes first
             f.write("-1000")
     except OSError:
         pass                                            # (not allowed here: an OOM kill may end init instead)
-    _unshare(NS_FLAGS)                                 # (the zygote's mounts are all private already)
-    keeper = os.getpid()
-    init = os.fork()
-    if init:                                           # the keeper: outside, until init ends
-        os.close(status_fd)
-        os.close(channel)
-        while True:
-            try:
-                os.waitpid(init, 0)
-                break
-            except InterruptedError:
-                continue
-        os._exit(0)
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)           # init: pid 1 of the new namespace
-    if not _alive(keeper):
-        os._exit(0)
+    _unshare(CLONE_NEWIPC | CLONE_NEWNS)               # (the zygote's mounts are all private already)
     _umount("/proc")                                    # the host's processes, bound in by the zygote
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for d in fresh_tmp:
+        _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_bytes},mode=1777")
     worker = os.fork()
     if worker == 0:
         os.close(status_fd)
@@ -458,6 +471,40 @@ def contain(channel: int, cgroup_fds: list[int], status_fd: int | None, zygote_p
         if pid == worker:
             os.write(status_fd, _STATUS.pack(status))
             os._exit(0)                                # and the kernel ends every process left inside
+
+
+def new_pid_namespace_for_children() -> None:
+    """In the zygote: the next process it forks is ``init`` of a new PID namespace (the zygote stays where
+    it is). Undo with :func:`same_pid_namespace_for_children` right after the fork."""
+    _unshare(CLONE_NEWPID)
+
+
+_PID_NS: list[int] = []                  # the zygote's descriptor of its own PID namespace (opened once)
+
+
+def _own_pid_namespace() -> int:
+    if not _PID_NS:
+        _PID_NS.append(os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC))
+    return _PID_NS[0]
+
+
+def same_pid_namespace_for_children() -> None:
+    """In the zygote, after forking a namespace's ``init``: its next children are in its own PID namespace again
+    (``setns`` to it; a second ``unshare`` would be refused until then)."""
+    _check(_libc().setns(ctypes.c_int(_own_pid_namespace()), ctypes.c_int(CLONE_NEWPID)), "setns")
+
+
+def _forget_pid_namespace() -> None:
+    """In a forked worker: close the zygote's descriptor of its PID namespace (the worker never needs it)."""
+    while _PID_NS:
+        os.close(_PID_NS.pop())
+
+
+def fresh_tmp_dirs(keep: list[str]) -> list[str]:
+    """The world-writable directories each worker gets as an empty tmpfs of its own: those that are mount
+    points and hold no kept path (a course cloned under /tmp is bound read-only inside the zygote's /tmp)."""
+    return [d for d in WORLD_WRITABLE if os.path.isdir(d) and os.path.ismount(d)
+            and not any(_under(os.path.realpath(k), [d]) for k in keep)]
 
 
 def _alive(pid: int) -> bool:
@@ -660,7 +707,7 @@ class Lease:
                 if os.path.exists(os.path.join(path, "memory.memsw.limit_in_bytes")):
                     _write(path, "memory.memsw.limit_in_bytes", self.limits.resident_bytes)   # no swapping out
             else:
-                _write(path, "pids.max", self.limits.processes + 2)                          # + keeper and init
+                _write(path, "pids.max", self.limits.processes + 1)                          # + init
             self.procs_fds.append(os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
 
     def close_procs_fds(self) -> None:
@@ -763,6 +810,8 @@ class Zygote:
         self._stderr = None
         self._leases: dict[int, Lease] = {}
         self._cgroups = False
+        self._variants: dict[tuple[str, ...], socket.socket] = {}   # forbidden operations -> its variant's channel
+        self._owner: dict[int, socket.socket] = {}                  # worker pid -> the channel that forked it
 
     # -- lifecycle
     @property
@@ -798,6 +847,10 @@ class Zygote:
                                f"{self.limits.processes} tasks), killed whole and removed at the part's end")
 
     def close(self) -> None:
+        for channel in self._variants.values():
+            channel.close()
+        self._variants.clear()
+        self._owner.clear()
         if self.sock is not None:
             self.sock.close()
             self.sock = None
@@ -835,13 +888,18 @@ class Zygote:
         self._stderr.seek(0)
         return self._stderr.read()[-3000:].decode(errors="replace")
 
-    def _request(self, message: dict, fds: list[int] = (), timeout: float = 30) -> dict:
+    def _request(self, message: dict, fds: list[int] = (), timeout: float = 30,
+                 channel: socket.socket | None = None, send: bool = True) -> dict:
+        """Send ``message`` (with ``fds``) on ``channel`` (default: the zygote's own) and wait for the reply;
+        ``send=False`` only waits (for a variant's first word)."""
+        channel = channel or self.sock
         try:
-            socket.send_fds(self.sock, [json.dumps(message).encode()], list(fds))
-            ready, _, _ = select.select([self.sock], [], [], timeout)
+            if send:
+                socket.send_fds(channel, [json.dumps(message).encode()], list(fds))
+            ready, _, _ = select.select([channel], [], [], timeout)
             if not ready:
                 raise TimeoutError
-            packet = self.sock.recv(1 << 20)
+            packet = channel.recv(1 << 20)
             if not packet:
                 raise EOFError
             reply = json.loads(packet)
@@ -864,19 +922,45 @@ class Zygote:
         """Have the zygote import ``modules`` once (e.g. keras), so that workers start with them loaded."""
         self.ensure()
         self._request({"op": "preload", "modules": list(modules)}, timeout=self.start_timeout)
+        for channel in self._variants.values():       # forked before: the next spawn forks them again
+            channel.close()
+        self._variants.clear()
 
-    def spawn(self) -> tuple[int, socket.socket]:
-        """Fork one worker; returns its pid (= its process group) and our end of its channel.
+    def _variant(self, forbidden: list[str]) -> socket.socket:
+        """The channel of the zygote's child that has ``forbidden`` switched off (and the answer key sealed)
+        already; made on first use (:func:`.forbid.install` runs there once, not in every worker)."""
+        key = tuple(forbidden)
+        if key not in self._variants:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                self._request({"op": "variant", "forbid": list(key)}, fds=[theirs.fileno()])
+            except BaseException:
+                ours.close()
+                raise
+            finally:
+                theirs.close()
+            try:
+                self._request({}, timeout=self.start_timeout, channel=ours, send=False)
+            except BaseException:
+                ours.close()
+                raise
+            self._variants[key] = ours
+        return self._variants[key]
+
+    def spawn(self, forbidden: list[str] = ()) -> tuple[int, socket.socket]:
+        """Fork one worker, with ``forbidden`` switched off (:mod:`.forbid`); returns its pid (= its process
+        group) and our end of its channel.
 
         As root the worker gets a uid of its own and fresh cgroups (:class:`Lease`), held until
         :meth:`finish`.
         """
         self.ensure()
+        channel = self._variant(list(forbidden))
         lease = Lease(self.limits, self._cgroups) if os.geteuid() == 0 else None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             reply = self._request({"op": "spawn", "uid": lease.uid if lease else None},
-                                  fds=[theirs.fileno(), *(lease.procs_fds if lease else [])])
+                                  fds=[theirs.fileno(), *(lease.procs_fds if lease else [])], channel=channel)
         except BaseException:
             ours.close()
             if lease is not None:
@@ -887,6 +971,7 @@ class Zygote:
             if lease is not None:
                 lease.close_procs_fds()
         pid = int(reply["pid"])
+        self._owner[pid] = channel
         if lease is not None:
             self._leases[pid] = lease
         return pid, ours
@@ -899,7 +984,8 @@ class Zygote:
         if not self.alive:
             return Exit(None, outside=True)
         try:
-            reply = self._request({"op": "status", "pid": pid, "wait": wait}, timeout=wait + 10)
+            reply = self._request({"op": "status", "pid": pid, "wait": wait}, timeout=wait + 10,
+                                  channel=self._owner.get(pid))
         except SandboxError:
             return Exit(None, outside=True)
         lease = self._leases.get(pid)
@@ -918,9 +1004,10 @@ class Zygote:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        channel = self._owner.pop(pid, None)
         if self.alive:
             try:
-                self._request({"op": "cleanup", "pid": pid}, timeout=30)
+                self._request({"op": "cleanup", "pid": pid}, timeout=30, channel=channel)
             except SandboxError as exc:
                 log.warning("sandbox: cleanup failed, restarting the zygote: %s", exc)
                 self.close()
