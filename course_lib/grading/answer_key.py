@@ -6,6 +6,7 @@ root shows none of them), and every worker seals :data:`ANSWER_KEY` in ``sys.mod
 """
 from __future__ import annotations
 
+import functools
 import os
 
 __all__ = ["ANSWER_KEY", "SANDBOX_VISIBLE", "answer_key_paths"]
@@ -20,7 +21,15 @@ def answer_key_paths(visible: tuple[str, ...] | list[str] = SANDBOX_VISIBLE) -> 
     """Files and folders of course_lib the sandbox must not show: everything but its ``__init__.py``, the
     ``visible`` modules (``course_lib.data``, ``course_lib.grading``, which the zygote runs, and what the
     instructor's cells import) and the course_lib modules those import in turn, the answer key
-    (:data:`ANSWER_KEY`) excepted; ``__pycache__`` is hidden too (compiled copies of the hidden modules)."""
+    (:data:`ANSWER_KEY`) excepted; ``__pycache__`` is hidden too (compiled copies of the hidden modules).
+
+    Worked out once per process and set of ``visible`` modules (it parses every file of course_lib:
+    ~0.5 s, which each graded notebook paid before)."""
+    return list(_answer_key_paths(tuple(visible)))
+
+
+@functools.lru_cache(maxsize=None)
+def _answer_key_paths(visible: tuple[str, ...]) -> tuple[str, ...]:
     import ast
 
     import course_lib
@@ -57,4 +66,4 @@ def answer_key_paths(visible: tuple[str, ...] | list[str] = SANDBOX_VISIBLE) -> 
         stem = entry[:-3] if entry.endswith(".py") else entry
         if stem not in keep:
             out.append(os.path.join(root, entry))
-    return out
+    return tuple(out)
