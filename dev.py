@@ -55,7 +55,7 @@ def setup() -> None:
 #: Debian packages the tests use, and a path each one installs.
 SYSTEM_PACKAGES = {
     "chromium": "/usr/bin/chromium",                       # tests/test_book_site.py: the built book in a browser
-    "postgresql": "/usr/lib/postgresql/*/bin/initdb",      # tests/test_grading_parallel.py: a PostgreSQL gradebook
+    "postgresql": "/usr/lib/postgresql/*/bin/initdb",      # tests/test_grading_dask_e2e.py: a PostgreSQL gradebook
 }
 
 

@@ -45,8 +45,10 @@ c.ClearHiddenTests.end_test_delimeter = "END HIDDEN TESTS"
 # (its own user, no network, limits, the course directory hidden); the test cells' checkers run in
 # nbgrader's own process on the plain arrays that come back, plus one run with a secret seed. So
 # `nbgrader autograde` never executes student code and the test cells in the same interpreter.
-from course_lib.grading.nbgrader_plugin import (  # noqa: E402
-    MarkGradingFinished, MarkGradingStarted, RestoreCellMetadata, TrustedExecute, recover_interrupted)
+# (These classes used to be imported from course_lib.grading.nbgrader_plugin; that path still works.)
+from course_lib.grading.execute import TrustedExecute  # noqa: E402
+from course_lib.grading.metadata import RestoreCellMetadata  # noqa: E402
+from course_lib.grading.recovery import MarkGradingFinished, MarkGradingStarted, recover_interrupted  # noqa: E402
 from course_lib.grading.inert import SanitizeStudentContent  # noqa: E402
 
 # A grading run that was killed (power cut, Ctrl-C twice, SIGKILL) may have left autograded folders of
@@ -110,7 +112,7 @@ c.TrustedExecute.forbidden = {
 # The same shortcuts switched off in the sandbox while the assignment is graded, below any name the
 # student's code could reach them by (aliases, getattr with a built string, pickle, compile...): ATen
 # operators at the dispatcher, autograd's engine, Python functions by their code
-# (course_lib/grading/forbid.py). A graded call that reaches one scores 0 with the reason in the
+# (course_lib/grading/sandboxed/forbid.py). A graded call that reaches one scores 0 with the reason in the
 # gradebook comment. The course's answer key (course_lib.reference, the checkers' internals) is
 # never in the sandbox at all.
 c.TrustedExecute.forbidden_operations = {

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/grading_throughput.py [--submissions 40] [--workers N] [--repeat 1]
                                                       [--assignment 02_lstm] [--no-plain] [--save]
+                                                      [--baseline-checkout DIR]
 
 It copies the course into a temporary directory, runs ``nbgrader generate_assignment``, and hands in
 ``--submissions`` notebooks: a mix of the instructor's solution (correct), the untouched release
@@ -21,6 +22,12 @@ not); the ``plain`` one is compared on the submissions it could grade. It prints
 each, the submissions per minute and the throughput ratios (medians over ``--repeat`` rounds).
 The issue's target: at least 3x plain ``nbgrader autograde`` on 2 cores. ``--save`` also writes the
 output to ``benchmarks/results/grading_throughput.txt`` for the book. Run it on a quiet machine.
+
+``--baseline-checkout DIR`` also grades, side by side, the same mix of submissions with another
+checkout of the course (an older commit, with its own ``.venv``): its ``nbgrader_config.py``, its
+solutions, its ``course_lib``. Each round runs the two checkouts' ``course`` commands back to back,
+then their ``parallel`` commands (which goes first alternates), and it prints this checkout's time
+over the baseline's for each, so a change's cost is a ratio measured under the same load.
 """
 from __future__ import annotations
 
@@ -52,14 +59,15 @@ c.Autograde.autograde_preprocessors = _Autograde.class_traits()["autograde_prepr
 """
 
 
-def _env(course: Path) -> dict:
-    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", KERAS_BACKEND="torch",
+def _env(course: Path, bin_dir: Path = BIN) -> dict:
+    return dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", KERAS_BACKEND="torch",
                 MPLBACKEND="Agg", KERAS_HOME=str(course / ".keras"))
 
 
 def _run(course: Path, *cmd: str, ok=(0,)) -> float:
     t0 = time.perf_counter()
-    done = subprocess.run(list(cmd), cwd=course, env=_env(course), capture_output=True, text=True)
+    done = subprocess.run(list(cmd), cwd=course, env=_env(course, Path(cmd[0]).parent), capture_output=True,
+                          text=True)
     if done.returncode not in ok:
         sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
     return time.perf_counter() - t0
@@ -69,11 +77,11 @@ def _meta(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
-def _mistakes(assignment: str, solution, release) -> list:
+def _mistakes(assignment: str, solution, release, root: Path = ROOT) -> list:
     """The practice mistakes of tests/fixtures/submissions/<assignment>, as notebooks (else: none)."""
     answers = {_meta(c)["grade_id"]: c.source for c in solution.cells if _meta(c).get("solution")}
     out = []
-    for path in sorted((ROOT / "tests" / "fixtures" / "submissions" / assignment).glob("*.py")):
+    for path in sorted((root / "tests" / "fixtures" / "submissions" / assignment).glob("*.py")):
         replace, current = {}, None
         for line in path.read_text().splitlines():
             if line.startswith("# %% "):
@@ -91,7 +99,7 @@ def _mistakes(assignment: str, solution, release) -> list:
     return out
 
 
-def make_class(course: Path, assignment: str, n: int) -> dict[str, int]:
+def make_class(course: Path, assignment: str, n: int, root: Path = ROOT) -> dict[str, int]:
     (sol_path,) = (course / "solutions" / assignment).glob("*.ipynb")
     (rel_path,) = (course / "exercises" / assignment).glob("*.ipynb")
     solution, release = nbformat.read(sol_path, as_version=4), nbformat.read(rel_path, as_version=4)
@@ -105,7 +113,7 @@ def make_class(course: Path, assignment: str, n: int) -> dict[str, int]:
         nb = nbformat.from_dict(correct)
         nb.cells.insert(len(nb.cells) // 2, nbformat.v4.new_code_cell(code))
         crashing.append(nb)
-    wrong = [release, *_mistakes(assignment, solution, release)]
+    wrong = [release, *_mistakes(assignment, solution, release, root)]
     kinds = {"correct": 0, "wrong": 0, "crashing": 0}
     for k in range(n):           # about half correct, a third wrong, the rest crashing
         kind = "correct" if k % 6 in (0, 2, 4) else "wrong" if k % 6 in (1, 3) else "crashing"
@@ -154,9 +162,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assignment", default="02_lstm")
     parser.add_argument("--no-plain", action="store_true", help="skip plain nbgrader (the slowest run)")
     parser.add_argument("--save", action="store_true", help="also write benchmarks/results/grading_throughput.txt")
+    parser.add_argument("--baseline-checkout", type=Path, default=None, metavar="DIR",
+                        help="also time another checkout of the course (with its own .venv) side by side, "
+                             "and print this checkout's time over its time")
     args = parser.parse_args(argv)
+    if args.baseline_checkout is not None:
+        bc = args.baseline_checkout.resolve()
+        if not (bc / ".venv" / "bin" / "nbgrader").is_file() or not (bc / "nbgrader_config.py").is_file():
+            parser.error(f"expected a course checkout with nbgrader_config.py and .venv/bin/nbgrader for "
+                         f"--baseline-checkout, got {str(args.baseline_checkout)!r}")
+        args.baseline_checkout = bc
     with recorded("grading_throughput", args.save):
         return run(args)
+
+
+def _make_base(tmp: Path, name: str, checkout: Path, bin_dir: Path, a: str, n: int) -> tuple[Path, dict]:
+    """A graded-nowhere copy of the class for one checkout: its config, its release, its mix of submissions."""
+    base = tmp / name
+    base.mkdir()
+    shutil.copy(checkout / "nbgrader_config.py", base)
+    shutil.copytree(checkout / "solutions" / a, base / "solutions" / a)
+    _run(base, str(bin_dir / "nbgrader"), "generate_assignment", a)
+    return base, make_class(base, a, n, checkout)
+
+
+def _grade(copies: dict[str, Path], kind: str, a: str, workers: int, bin_dir: Path) -> float:
+    if kind == "plain":
+        with open(copies["plain"] / "nbgrader_config.py", "a", encoding="utf-8") as f:
+            f.write(PLAIN_CONFIG)
+        return _run(copies["plain"], str(bin_dir / "nbgrader"), "autograde", a, ok=(0, 1))
+    if kind == "course":
+        return _run(copies["course"], str(bin_dir / "nbgrader"), "autograde", a)
+    return _run(copies["parallel"], str(bin_dir / "python"), "-m", "course_lib.grading.cli", a,
+                "--no-progress", "--workers", str(workers), ok=(0, 1))
+
+
+def _same_gradebooks(copies: dict[str, Path], a: str, r: int, label: str) -> int:
+    s, p = dump(copies["course"] / "gradebook.db", a), dump(copies["parallel"] / "gradebook.db", a)
+    if s != p:
+        diff = sorted(k for k in set(s) | set(p) if s.get(k) != p.get(k))[:10]
+        sys.exit(f"round {r + 1}{label}: the course's and the parallel gradebooks differ, e.g. at {diff}")
+    return len(s)
 
 
 def run(args) -> int:
@@ -164,33 +210,43 @@ def run(args) -> int:
     cores = len(os.sched_getaffinity(0))
     workers = args.workers or cores
     kinds_run = ["course", "parallel"] if args.no_plain else ["plain", "course", "parallel"]
+    baseline = getattr(args, "baseline_checkout", None)
     times: dict[str, list[float]] = {k: [] for k in kinds_run}
+    base_times: dict[str, list[float]] = {k: [] for k in ("course", "parallel")}
     with tempfile.TemporaryDirectory(prefix="grading-throughput-") as tmp:
-        base = Path(tmp) / "base"
-        base.mkdir()
-        shutil.copy(ROOT / "nbgrader_config.py", base)
-        shutil.copytree(ROOT / "solutions" / a, base / "solutions" / a)
-        _run(base, str(BIN / "nbgrader"), "generate_assignment", a)
-        kinds = make_class(base, a, n)
+        base, kinds = _make_base(Path(tmp), "base", ROOT, BIN, a, n)
         print(f"{cores} cores, {workers} parallel workers; {n} submissions of {a}: "
               + ", ".join(f"{v} {k}" for k, v in kinds.items()), flush=True)
+        if baseline is not None:
+            bbin = baseline / ".venv" / "bin"
+            bbase, bkinds = _make_base(Path(tmp), "baseline", baseline, bbin, a, n)
+            print(f"baseline: {baseline} ({bkinds == kinds and 'the same mix' or bkinds})", flush=True)
         for r in range(args.repeat):
             copies = {k: Path(tmp) / f"{k}{r}" for k in kinds_run}
             for course in copies.values():
                 shutil.copytree(base, course)
-            if "plain" in copies:
-                with open(copies["plain"] / "nbgrader_config.py", "a", encoding="utf-8") as f:
-                    f.write(PLAIN_CONFIG)
-                times["plain"].append(_run(copies["plain"], str(BIN / "nbgrader"), "autograde", a, ok=(0, 1)))
-            times["course"].append(_run(copies["course"], str(BIN / "nbgrader"), "autograde", a))
-            times["parallel"].append(_run(copies["parallel"], sys.executable, "-m", "course_lib.grading.cli", a,
-                                          "--no-progress", "--workers", str(workers), ok=(0, 1)))
-            s, p = dump(copies["course"] / "gradebook.db", a), dump(copies["parallel"] / "gradebook.db", a)
-            if s != p:
-                diff = sorted(k for k in set(s) | set(p) if s.get(k) != p.get(k))[:10]
-                sys.exit(f"round {r + 1}: the course's and the parallel gradebooks differ, e.g. at {diff}")
-            print(f"round {r + 1}: " + ", ".join(f"{k} {times[k][-1]:.1f} s" for k in kinds_run)
-                  + f"; course and parallel gradebooks equal ({len(s)} grades and comments)", flush=True)
+            bcopies = {}
+            if baseline is not None:
+                bcopies = {k: Path(tmp) / f"baseline-{k}{r}" for k in ("course", "parallel")}
+                for course in bcopies.values():
+                    shutil.copytree(bbase, course)
+            for k in kinds_run:
+                if baseline is not None and k != "plain":
+                    first_this = (r + (k == "parallel")) % 2 == 0        # who goes first alternates
+                    order = ["this", "baseline"] if first_this else ["baseline", "this"]
+                    for who in order:
+                        if who == "this":
+                            times[k].append(_grade(copies, k, a, workers, BIN))
+                        else:
+                            base_times[k].append(_grade(bcopies, k, a, workers, bbin))
+                else:
+                    times[k].append(_grade(copies, k, a, workers, BIN))
+            count = _same_gradebooks(copies, a, r, "")
+            line = f"round {r + 1}: " + ", ".join(f"{k} {times[k][-1]:.1f} s" for k in kinds_run)
+            if baseline is not None:
+                _same_gradebooks(bcopies, a, r, " (baseline)")
+                line += "; baseline: " + ", ".join(f"{k} {base_times[k][-1]:.1f} s" for k in base_times)
+            print(line + f"; course and parallel gradebooks equal ({count} grades and comments)", flush=True)
             if "plain" in copies:
                 print(f"round {r + 1}: {compare_plain(copies['plain'], copies['parallel'], a)}", flush=True)
     t = {k: statistics.median(v) for k, v in times.items()}
@@ -205,6 +261,13 @@ def run(args) -> int:
         ratio = t["plain"] / t["parallel"]
         print(f"parallel / plain nbgrader autograde: {ratio:.2f}x (target >= {TARGET:g}x on 2 cores: "
               f"{'met' if ratio >= TARGET else 'NOT met'})")
+    if baseline is not None:
+        load = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else "?"
+        print(f"\nthis checkout / baseline {baseline} (medians of {args.repeat} interleaved round(s); "
+              f"load average now {load}):")
+        for k in ("course", "parallel"):
+            b = statistics.median(base_times[k])
+            print(f"  {labels[k]:42s} {t[k]:6.1f} s / {b:6.1f} s = {t[k] / b:.2f}x")
     return 0
 
 

@@ -14,7 +14,7 @@ settings.register_profile("course", derandomize=True, deadline=None, max_example
 settings.load_profile("course")
 
 #: The browser tests' Chromium: Debian's package, driven by Playwright (tests/test_book_site.py,
-#: tests/test_formgrader_inert.py).
+#: tests/test_grading_inert_e2e.py).
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]

@@ -1,6 +1,6 @@
 """The sanitising of course_lib.grading.inert, without a browser: does any active content survive?
 
-(The real Formgrader page in Chromium is ``tests/test_formgrader_inert.py``.)
+(The real Formgrader page in Chromium is ``tests/test_grading_inert_e2e.py``.)
 """
 from __future__ import annotations
 

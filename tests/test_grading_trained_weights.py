@@ -13,10 +13,12 @@ import textwrap
 import pytest
 
 from course_lib import checkers
-from course_lib.grading import sandbox, trusted
-from course_lib.grading.remote import CellPlan
-from course_lib.grading.sandbox import Limits, Zygote
-from course_lib.grading.trusted import parse_test_cell, policy_findings
+from course_lib.grading import verdict
+from course_lib.grading.grader.worker import CellPlan
+from course_lib.grading.grader.zygote import Zygote, default_hidden, python_paths
+from course_lib.grading.limits import Limits
+from course_lib.grading.policy import policy_findings
+from course_lib.grading.testcells import parse_test_cell
 
 LIMITS = Limits(call_timeout=30, cell_timeout=30, cpu_seconds=120, memory_bytes=4 * 2**30)
 SETUP = ("import collections\nimport torch\nfrom course_lib import checkers\n"
@@ -27,7 +29,7 @@ STRICT = "checkers.check_char_model(train_char_model)"
 
 @pytest.fixture(scope="module")
 def zygote():
-    z = Zygote(LIMITS, hide=sandbox.default_hidden(), keep=sandbox.python_paths())
+    z = Zygote(LIMITS, hide=default_hidden(), keep=python_paths())
     z.start()
     yield z
     z.close()
@@ -35,7 +37,7 @@ def zygote():
 
 def grade(zygote, body: str, test: str = LENIENT):
     cell = "def train_char_model(train_ids, vocab_size, seed):\n" + textwrap.indent(textwrap.dedent(body), "    ")
-    return trusted.grade_part(zygote, LIMITS, list(enumerate([SETUP, cell])), CellPlan(), parse_test_cell(test),
+    return verdict.grade_part(zygote, LIMITS, list(enumerate([SETUP, cell])), CellPlan(), parse_test_cell(test),
                               checkers, secret_seed=4242)
 
 

@@ -1,7 +1,7 @@
 """End to end: a practice class through the real ``nbgrader autograde``, then the class report and the grade exports.
 
 A temporary copy of the course (the repository's ``nbgrader_config.py`` with the short time limits of
-``test_trusted_grading.py``, and ``solutions/02_lstm``) goes through ``nbgrader generate_assignment``;
+``test_grading_nbgrader_e2e.py``, and ``solutions/02_lstm``) goes through ``nbgrader generate_assignment``;
 the class is one student per file in ``tests/fixtures/class_report/02_lstm/`` (each file gives some
 answer cells; the others stay as released) plus the untouched release: independent correct
 solutions, two named mistakes, a wrong answer no catalogue entry fits, a crash, a hang, a forbidden
@@ -31,8 +31,8 @@ import pytest
 
 from casefiles import read_case
 from course_lib.checkers import mistakes
-from test_grading_parallel import postgres_url, run_parallel  # noqa: F401 - a fixture, used by name
-from test_trusted_grading import TEST_LIMITS, nbgrader
+from test_grading_dask_e2e import postgres_url, run_parallel  # noqa: F401 - a fixture, used by name
+from test_grading_nbgrader_e2e import TEST_LIMITS, nbgrader
 
 pytestmark = pytest.mark.slow
 

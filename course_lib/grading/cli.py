@@ -21,7 +21,8 @@ import os
 import sys
 from urllib.parse import urlsplit
 
-from .parallel import grade_assignment, skip_iri_grammar
+from .parallel import grade_assignment
+from .startup import skip_iri_grammar
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """What happened to each graded part, recorded when it is graded, for the instructor's class report.
 
 The gradebook keeps a score per test cell; it cannot say *why* a part scored 0. While it grades,
-:class:`~course_lib.grading.nbgrader_plugin.TrustedExecute` records one :class:`PartOutcome` per
+:class:`~course_lib.grading.execute.TrustedExecute` records one :class:`PartOutcome` per
 graded part and writes them, as JSON, beside the graded notebook::
 
     autograded/<student>/<assignment>/<notebook>.outcomes.json

@@ -29,52 +29,27 @@ leaves it.
 Start-up is most of the cost of a small class, so the local workers are forked from a ``forkserver``
 that has imported :mod:`.worker_preload` (nbgrader, torch, the checkers) once, and a Dask worker
 plugin closes each worker's sandbox and scratch course when the cluster shuts down.
+
+This module is the parent's side (the Dask orchestration); :mod:`.gradebook_copy` makes the template
+and copies results into the real gradebook, :mod:`.parallel_worker` is the workers' side.
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import shutil
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from distributed.diagnostics.plugin import WorkerPlugin
-
 from . import submission
+from .gradebook_copy import template_gradebook, write_result
+from .parallel_worker import CloseSandbox, SubmissionResult, grade_one, load_config
 
-__all__ = ["SubmissionResult", "GradingSummary", "grade_assignment", "template_gradebook", "grade_one",
-           "skip_iri_grammar"]
-
-
-def skip_iri_grammar() -> None:
-    """Make ``import rfc3987_syntax`` fail in this process, before anything imports ``jsonschema``.
-
-    jsonschema imports it, if installed, for its optional "iri" format check, and that import builds
-    a Lark grammar: 2.8 s of CPU in every process that imports nbformat. nbformat and nbgrader never
-    check formats, so nothing here uses it; jsonschema skips the check when the import fails.
-    """
-    sys.modules.setdefault("rfc3987_syntax", None)
-
-
-@dataclass
-class SubmissionResult:
-    """What a worker sends back for one student's submission (plain values and bytes only)."""
-
-    student: str
-    ok: bool
-    error: str = ""
-    timestamp: object = None                                   # datetime or None
-    notebooks: dict[str, dict] = field(default_factory=dict)   # notebook -> {"grades", "comments", "late_penalty"}
-    files: dict[str, bytes] = field(default_factory=dict)      # path relative to autograded/<student>/<assignment>
-    log: str = ""                                              # lines for autograded/trusted_grading.log
-    sandbox: list[str] = field(default_factory=list)           # the worker's sandbox report ("NOT ISOLATED ...")
-    seconds: float = 0.0
+__all__ = ["SubmissionResult", "GradingSummary", "grade_assignment", "template_gradebook", "grade_one"]
 
 
 @dataclass
@@ -89,98 +64,6 @@ class GradingSummary:
 
 
 # ---------------------------------------------------------------------------------------------- parent side
-
-def _load_config(root: Path):
-    from traitlets.config.loader import PyFileConfigLoader
-
-    config_file = root / "nbgrader_config.py"
-    if not config_file.is_file():
-        raise ValueError(f"expected an nbgrader course directory with nbgrader_config.py, got {str(root)!r}")
-    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-
-
-def template_gradebook(db_url: str, course_id: str, assignment: str, path: Path) -> None:
-    """Copy one assignment (notebooks, grade/solution/task/source cells, due date) into a new SQLite gradebook."""
-    import sqlite3
-
-    from nbgrader.api import Gradebook, MissingEntry, get_alembic_version
-    from sqlalchemy import text
-
-    with Gradebook(db_url, course_id) as src:
-        try:
-            a = src.find_assignment(assignment)
-        except MissingEntry:
-            raise ValueError(f"expected assignment {assignment!r} in the gradebook; run "
-                             f"`nbgrader generate_assignment {assignment}` first") from None
-        # A new gradebook asks the `alembic` command for the schema version (a subprocess, about 1 s);
-        # the new one has the course gradebook's schema, so it gets that gradebook's version.
-        try:
-            version = src.db.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except Exception:                       # noqa: BLE001 - no such table: ask alembic after all
-            src.db.rollback()
-            version = None
-        version = version or get_alembic_version()
-        with contextlib.closing(sqlite3.connect(path)) as db, db:
-            db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
-            db.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (version,))
-        _copy_assignment(a, Gradebook(f"sqlite:///{path}", course_id))
-
-
-def _copy_assignment(a, dst) -> None:
-    with dst:
-        dst.add_assignment(a.name, duedate=a.duedate)
-        for nb in a.notebooks:
-            dst.add_notebook(nb.name, a.name)
-            for c in nb.grade_cells:
-                dst.add_grade_cell(c.name, nb.name, a.name, max_score=c.max_score, cell_type=c.cell_type)
-            for c in nb.solution_cells:
-                dst.add_solution_cell(c.name, nb.name, a.name)
-            for c in nb.task_cells:
-                dst.add_task_cell(c.name, nb.name, a.name, max_score=c.max_score, cell_type=c.cell_type)
-            for c in nb.source_cells:
-                dst.add_source_cell(c.name, nb.name, a.name, source=c.source, cell_type=c.cell_type,
-                                    locked=c.locked, checksum=c.checksum)
-
-
-def _read_tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.is_symlink()}
-
-
-def _write_tree(folder: Path, files: dict[str, bytes]) -> None:
-    for rel, data in files.items():
-        dest = folder / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(data)
-
-
-def _write_result(gb, assignment: str, result: SubmissionResult) -> None:
-    """The single writer: copy one worker's result into the real gradebook, field by field."""
-    from .nbgrader_plugin import _COMMENT
-
-    if not result.notebooks and result.timestamp is None and not result.ok:
-        return                                   # failed before nbgrader recorded anything
-    gb.update_or_create_student(result.student)
-    if result.timestamp is not None:
-        submission = gb.update_or_create_submission(assignment, result.student, timestamp=result.timestamp)
-    else:
-        submission = gb.update_or_create_submission(assignment, result.student)
-    for nb in submission.notebooks:
-        theirs = result.notebooks.get(nb.name)
-        if theirs is None:
-            continue
-        for grade in nb.grades:
-            if grade.name in theirs["grades"]:
-                grade.auto_score, grade.needs_manual_grade = theirs["grades"][grade.name]
-        for comment in nb.comments:
-            if comment.name in theirs["comments"]:
-                auto, manual = theirs["comments"][comment.name]
-                comment.auto_comment = auto
-                if not comment.manual_comment or comment.manual_comment.startswith(_COMMENT):
-                    comment.manual_comment = manual
-        nb.late_submission_penalty = theirs["late_penalty"]
-    gb.db.commit()
-
 
 def _progress(total: int) -> Callable[[bool], None]:
     """A progress bar (tqdm, on stderr): submissions done, failed and left."""
@@ -218,7 +101,7 @@ def grade_assignment(assignment: str, *, root: str | os.PathLike = ".", students
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"expected a positive number of workers, got {workers!r}")
     root = Path(root).resolve()
-    config = _load_config(root)
+    config = load_config(root)
     config.CourseDirectory.root = str(root)
     if db_url:
         config.CourseDirectory.db_url = db_url
@@ -234,7 +117,7 @@ def grade_assignment(assignment: str, *, root: str | os.PathLike = ".", students
     with tempfile.TemporaryDirectory(prefix="grade-parallel-") as tmp:
         template = Path(tmp) / "template.db"
         template_gradebook(coursedir.db_url, coursedir.course_id, assignment, template)
-        shared = {"template": template.read_bytes(), "source": _read_tree(source), "root": str(root),
+        shared = {"template": template.read_bytes(), "source": submission.read_tree(source), "root": str(root),
                   "assignment": assignment, "config": (root / "nbgrader_config.py").read_text(encoding="utf-8")}
         results = _run_on_dask(shared, {s: submitted / s / assignment for s in chosen},
                                workers=workers, scheduler=scheduler, progress=progress, db_url=coursedir.db_url,
@@ -262,17 +145,17 @@ def _run_on_dask(shared: dict, submissions: dict[str, Path], *, workers, schedul
             client = stack.enter_context(Client(scheduler))
             n = max(1, len(client.scheduler_info().get("workers", {})))
         try:
-            client.register_plugin(_CloseSandbox(), name="course_lib-close-sandbox")
+            client.register_plugin(CloseSandbox(), name="course_lib-close-sandbox")
             shared_future = client.scatter(shared, broadcast=True)
             queue = iter(submissions.items())
             running = as_completed()
             with Gradebook(db_url, course_id) as gb:
                 def done(result: SubmissionResult) -> None:
-                    _write_result(gb, shared["assignment"], result)
+                    write_result(gb, shared["assignment"], result)
                     dest = autograded / result.student / shared["assignment"]
                     if result.ok:
                         shutil.rmtree(dest, ignore_errors=True)
-                        _write_tree(dest, result.files)
+                        submission.write_tree(dest, result.files)
                     if result.log:
                         autograded.mkdir(parents=True, exist_ok=True)
                         with open(autograded / "trusted_grading.log", "a", encoding="utf-8") as f:
@@ -334,114 +217,3 @@ def _local_cluster(workers: int):
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                           silence_logs=40) as cluster:
             yield cluster
-
-
-class _CloseSandbox(WorkerPlugin):
-    """Dask worker plugin: when a worker shuts down, close its sandbox's zygote and remove its scratch course."""
-
-    idempotent = True
-
-    def teardown(self, worker) -> None:
-        _SCRATCH["closing"] = True     # a submission still grading cleans up again when it ends
-        _close_worker()
-
-
-def _close_worker() -> None:
-    from .nbgrader_plugin import _close_zygote
-
-    _close_zygote()
-    work = _SCRATCH.pop("dir", None)
-    if work is not None:
-        shutil.rmtree(work, ignore_errors=True)
-    _SCRATCH.pop("config", None)
-
-
-# ---------------------------------------------------------------------------------------------- worker side
-
-_SCRATCH: dict[str, object] = {}
-
-
-def _scratch() -> Path:
-    """This worker process's private course directory, kept between tasks (so the sandbox keeps its zygote)."""
-    if "dir" not in _SCRATCH:
-        _SCRATCH["dir"] = Path(tempfile.mkdtemp(prefix="grade-worker-"))
-    return _SCRATCH["dir"]
-
-
-def _worker_config(work: Path, text: str):
-    """The course's configuration, read once per worker (reading runs nbgrader_config.py); a copy per task."""
-    cached = _SCRATCH.get("config")
-    if cached is None or cached[0] != text:
-        _SCRATCH["config"] = cached = (text, _load_config(work))
-    return copy.deepcopy(cached[1])
-
-
-def grade_one(shared: dict, student: str, files: dict[str, bytes]) -> SubmissionResult:
-    """Worker task: autograde one submission with nbgrader's ``Autograde`` in this process's scratch course."""
-    try:
-        return _grade_one(shared, student, files)
-    finally:
-        if _SCRATCH.get("closing"):            # the worker shut down meanwhile: remove what this task re-made
-            _close_worker()
-
-
-def _grade_one(shared: dict, student: str, files: dict[str, bytes]) -> SubmissionResult:
-    from nbgrader.api import Gradebook, MissingEntry
-    from nbgrader.converters import Autograde
-    from nbgrader.coursedir import CourseDirectory
-
-    t0 = time.perf_counter()
-    assignment, real_root = shared["assignment"], Path(shared["root"])
-    work = _scratch()
-    for name in ("source", "submitted", "autograded"):
-        shutil.rmtree(work / name, ignore_errors=True)
-    (work / "nbgrader_config.py").write_text(shared["config"], encoding="utf-8")   # the course's, shipped
-    db = work / "gradebook.db"
-    db.write_bytes(shared["template"])
-    _write_tree(work / "source" / assignment, shared["source"])
-    _write_tree(work / "submitted" / student / assignment, files)
-
-    config = _worker_config(work, shared["config"])
-    config.CourseDirectory.root = str(work)
-    config.CourseDirectory.source_directory = "source"
-    config.CourseDirectory.submitted_directory = "submitted"
-    config.CourseDirectory.autograded_directory = "autograded"
-    config.CourseDirectory.db_url = f"sqlite:///{db}"
-    config.CourseDirectory.assignment_id = assignment
-    config.CourseDirectory.student_id = student
-    hidden = list(config.TrustedExecute.hide_paths) if "hide_paths" in config.TrustedExecute else []
-    config.TrustedExecute.hide_paths = [*hidden, str(real_root)]     # the real course stays out of reach
-    config.Autograde.force = True
-    result = SubmissionResult(student, True)
-    try:
-        coursedir = CourseDirectory(config=config)
-        Autograde(coursedir=coursedir, config=config).start()
-    except BaseException as exc:                 # nbgrader's failures are NbGraderException, others too
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        result.ok = False
-        result.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    with Gradebook(f"sqlite:///{db}") as gb:
-        try:
-            sub = gb.find_submission(assignment, student)
-        except MissingEntry:
-            sub = None
-        if sub is not None:
-            result.timestamp = sub.timestamp
-            for nb in sub.notebooks:
-                result.notebooks[nb.name] = {
-                    "grades": {g.name: (g.auto_score, g.needs_manual_grade) for g in nb.grades},
-                    "comments": {c.name: (c.auto_comment, c.manual_comment) for c in nb.comments},
-                    "late_penalty": nb.late_submission_penalty,
-                }
-    out = work / "autograded" / student / assignment
-    if result.ok and out.is_dir():
-        result.files = _read_tree(out)
-    log = work / "autograded" / "trusted_grading.log"
-    if log.is_file():
-        result.log = log.read_text(encoding="utf-8")
-    from . import nbgrader_plugin
-    zygote = nbgrader_plugin._ZYGOTE["zygote"]
-    result.sandbox = list(getattr(zygote, "report", None) or [])
-    result.seconds = time.perf_counter() - t0
-    return result

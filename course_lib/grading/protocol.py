@@ -1,4 +1,5 @@
-"""What crosses between the trusted grader and the sandboxed child: plain data only, never pickles.
+"""What crosses between the grader and the sandbox: plain data only, never pickles; and the names of
+the operations on the two channels, defined here once for both ends.
 
 A message is a small JSON header plus a list of ``.npy`` blobs, framed on a byte stream as
 
@@ -17,6 +18,7 @@ fake nothing (no ``__eq__``, no ``__torch_function__``, no ``__array__`` survive
 """
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import math
@@ -30,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ProtocolError", "WireLimits", "Opaque", "encode", "decode", "send", "recv", "opaque_type"]
+__all__ = ["ProtocolError", "WireLimits", "Opaque", "encode", "decode", "send", "recv", "opaque_type",
+           "PARAM_KINDS", "PARAM_KIND_OF"]
 
 _LEN = struct.Struct(">Q")
 _HLEN = struct.Struct(">I")
@@ -363,3 +366,22 @@ def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
+
+
+# ----------------------------------------------------------------------------- the two channels' vocabulary
+# The worker channel, these messages: grader/worker.py (the grader's end) <-> sandboxed/worker.py (the student's).
+CELLS, FORBID = "cells", "forbid"                       # the first message: the code cells, what to switch off
+EVENT, EVENT_CELL, EVENT_CELL_DONE, EVENT_READY = "event", "cell", "cell_done", "ready"   # while the cells run
+OP_DESCRIBE, OP_CALL = "describe", "call"               # then the grader's requests ({"op": ..., "id": n})
+FATAL, FORBIDDEN = "fatal", "forbidden"                 # a worker's last word: it failed / a forbidden call
+# The zygote channel, JSON packets: grader/zygote.py <-> sandboxed/zygote.py (see that module for each).
+ZYGOTE_SPAWN, ZYGOTE_VARIANT, ZYGOTE_STATUS, ZYGOTE_CLEANUP, ZYGOTE_PRELOAD = \
+    "spawn", "variant", "status", "cleanup", "preload"
+
+#: How a parameter of the student's function travels (its ``inspect`` kind by name), both ways.
+PARAM_KINDS = {inspect.Parameter.POSITIONAL_ONLY: "positional_only",
+               inspect.Parameter.POSITIONAL_OR_KEYWORD: "positional_or_keyword",
+               inspect.Parameter.VAR_POSITIONAL: "var_positional",
+               inspect.Parameter.KEYWORD_ONLY: "keyword_only",
+               inspect.Parameter.VAR_KEYWORD: "var_keyword"}
+PARAM_KIND_OF = {name: kind for kind, name in PARAM_KINDS.items()}

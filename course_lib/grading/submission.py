@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 __all__ = ["SubmissionRefused", "check", "read_files", "MAX_EXTRA_BYTES"]
 
@@ -73,3 +74,17 @@ def read_files(folder: str, max_extra_bytes: int = MAX_EXTRA_BYTES) -> tuple[dic
                     raise SubmissionRefused(f"{os.path.join(root, name)} changed while it was read: submission refused")
                 files[rel] = f.read()
     return files, skipped
+
+
+def read_tree(folder: Path) -> dict[str, bytes]:
+    """Every regular file under ``folder`` (links skipped), by path relative to it, as bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.is_symlink()}
+
+
+def write_tree(folder: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` (as :func:`read_tree` returns them) under ``folder``."""
+    for rel, data in files.items():
+        dest = folder / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)

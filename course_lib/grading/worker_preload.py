@@ -8,9 +8,9 @@ paid once instead of once per worker). On a real Dask cluster, start the workers
     dask worker tcp://scheduler:8786 --nthreads 1 --preload course_lib.grading.worker_preload
 
 The student's code never runs in these processes: it runs in the sandbox's zygote, a fresh
-interpreter each worker starts (:class:`course_lib.grading.sandbox.Zygote`).
+interpreter each worker starts (:class:`course_lib.grading.grader.zygote.Zygote`).
 """
-from course_lib.grading.parallel import skip_iri_grammar
+from course_lib.grading.startup import skip_iri_grammar
 
 skip_iri_grammar()
 
@@ -19,4 +19,5 @@ import nbgrader.converters  # noqa: E402
 import torch  # noqa: E402,F401
 
 import course_lib.checkers  # noqa: E402,F401
-import course_lib.grading.nbgrader_plugin  # noqa: E402,F401
+import course_lib.grading.execute  # noqa: E402,F401
+import course_lib.grading.parallel_worker  # noqa: E402,F401

@@ -1,4 +1,5 @@
-"""Trusted grading through the real ``nbgrader autograde``: can a submission fake, hide or lose a grade?
+"""End to end, whole nbgrader rounds: trusted grading through the real ``nbgrader autograde``: can a
+submission fake, hide or lose a grade?
 
 A temporary copy of the course (the repository's ``nbgrader_config.py``, with shorter time limits
 appended so that the hanging cases end quickly, and ``solutions/``) goes through ``nbgrader
@@ -39,7 +40,7 @@ ADVERSARIAL = ROOT / "tests" / "adversarial"
 BIN = Path(sys.executable).parent
 COURSE_ID = "rnn-to-lstm"
 TEST_LIMITS = """
-# --- tests/test_trusted_grading.py: shorter limits, so that the hanging submissions end quickly
+# --- tests/test_grading_nbgrader_e2e.py: shorter limits, so that the hanging submissions end quickly
 c.TrustedExecute.call_timeout = 5
 c.TrustedExecute.cell_timeout = 6
 c.TrustedExecute.file_bytes = 16 * 2**20
@@ -199,17 +200,17 @@ def orphaned_sandbox_processes() -> list[str]:
     out = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         info = _stat(pid)
-        if info is None or "course_lib.grading.child" not in info[0]:
+        if info is None or "course_lib.grading.sandboxed.zygote" not in info[0]:
             continue
         parent = _stat(str(info[1])) if info[1] > 1 else None
-        if parent is None or not any(word in parent[0] for word in ("nbgrader", "pytest", "grading.child")):
+        if parent is None or not any(word in parent[0] for word in ("nbgrader", "pytest", "grading.sandboxed.zygote")):
             out.append(f"{pid}: {info[0]}")
     return out
 
 
 def orphaned_nobody_processes() -> set[int]:
     """Processes of the sandboxes' users that lost their parent (a fork bomb's children would end up here)."""
-    from course_lib.grading.sandbox import Limits
+    from course_lib.grading.limits import Limits
     users = range(Limits.uid_base, Limits.uid_base + Limits.uid_count)
     out = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):

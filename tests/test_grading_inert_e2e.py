@@ -1,4 +1,5 @@
-"""Opening a hand-graded answer in Formgrader: can the student's HTML act in the instructor's browser?
+"""End to end, in a browser: opening a hand-graded answer in Formgrader: can the student's HTML act in the
+instructor's browser?
 
 A temporary copy of the course goes through ``nbgrader generate_assignment`` and ``autograde`` for
 ``05_attention``, whose essay cell is graded by hand, with one submission whose essay (and an extra

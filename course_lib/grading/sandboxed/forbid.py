@@ -1,6 +1,6 @@
-"""Shortcuts switched off where the student's code runs, below any name that code can reach.
+"""Runs in the sandbox: shortcuts switched off where the student's code runs, below any name it can reach.
 
-The static scan of :mod:`.trusted` reads the student's code and explains what it finds; this module
+The static scan of :mod:`..policy` reads the student's code and explains what it finds; this module
 makes the same shortcuts unavailable in the worker, whatever name the code reaches them by (an alias,
 a loop variable, ``getattr`` with a built string, ``pickle``, ``compile`` + ``types.FunctionType``...),
 because it acts on the objects themselves. :func:`install` runs in the worker before any cell of
@@ -20,13 +20,13 @@ the notebook; it is given the assignment's ``TrustedExecute.forbidden_operations
 The answer key is sealed in every worker: ``course_lib.checkers`` is a stand-in whose ``check_*``
 functions do nothing (the test cells' checks run in the trusted grader, never here) and
 ``course_lib.reference`` a module whose every attribute is refused; their files are hidden from the
-sandbox as well (:func:`answer_key_paths`, used by :mod:`.nbgrader_plugin`).
+sandbox as well (:func:`..answer_key.answer_key_paths`).
 
 While the notebook's cells run, a refused call raises :class:`ForbiddenOperation` (the cell stops
 there, as an error would stop it). Once :func:`arm` is called (after the cells, before the graded
 calls) a refused call ends the worker at once, with the reason sent to the trusted side as the
-worker's last message; :func:`.trusted.grade_part` turns it into a policy violation (0 for the part,
-the reason in the gradebook comment). A ``try``/``except`` around the call cannot keep it.
+worker's last message; :mod:`..verdict` turns it into a forbidden shortcut (0 for the part, the reason
+in the gradebook comment). A ``try``/``except`` around the call cannot keep it.
 
 What this does not do: code in the same process can, in principle, undo anything done here (for
 example by re-registering a kernel through ``torch.library``, or finding a type through
@@ -43,18 +43,12 @@ import types
 import warnings
 from typing import Any, NoReturn
 
-__all__ = ["ForbiddenOperation", "MARK", "install", "arm", "hit", "answer_key_paths", "ANSWER_KEY",
-           "SANDBOX_VISIBLE"]
+from ..answer_key import ANSWER_KEY
 
-MARK = "ForbiddenOperation:"        # starts the worker's last message when a refused call ends it
-
-# Modules of course_lib that hold or reach the answer key; never preloaded, hidden, sealed in the worker.
-ANSWER_KEY = ("course_lib.reference", "course_lib.checkers", "course_lib.convert")
-# What of course_lib the student's notebook may use in the sandbox (its own package, and the zygote's code).
-SANDBOX_VISIBLE = ("course_lib.data", "course_lib.grading")
+__all__ = ["ForbiddenOperation", "install", "arm", "hit"]
 
 _KEYS = ("CompositeImplicitAutograd", "CompositeExplicitAutograd", "CPU", "Autograd")
-_STATE: dict[str, Any] = {"report": None, "libraries": [], "installed": []}
+_STATE: dict[str, Any] = {"report": None, "libraries": [], "installed": [], "requested": set(), "sealed": False}
 
 
 class ForbiddenOperation(RuntimeError):
@@ -78,18 +72,19 @@ def hit(name: str) -> NoReturn:
     text = f"{name}{_student_line()}"
     report = _STATE["report"]
     if report is not None:
-        report(f"{MARK} {text}")
+        report(text)
     raise ForbiddenOperation(f"{text} is switched off while this assignment is graded: the exercise asks "
                              f"you to write it yourself")
 
 
 def arm(fd: int) -> None:
-    """From now on (the graded calls), a refused call sends its reason on ``fd`` and ends this process."""
-    from . import protocol
+    """From now on (the graded calls), a refused call sends what it was (``{"forbidden": what}``) on ``fd`` and
+    ends this process."""
+    from .. import protocol
 
     def report(text: str) -> NoReturn:
         try:
-            protocol.send(fd, protocol.encode({"fatal": text[:2000]}))
+            protocol.send(fd, protocol.encode({protocol.FORBIDDEN: text[:2000]}))
         finally:
             os._exit(0)
 
@@ -223,10 +218,17 @@ class _SealedModule(types.ModuleType):
 
 
 def install(forbidden: list[str]) -> list[str]:
-    """Seal the answer key and switch off ``forbidden`` in this process; returns what was switched off."""
-    _seal_answer_key()
+    """Seal the answer key and switch off ``forbidden`` in this process; returns what was switched off.
+
+    What this process (or the zygote's variant it was forked from) has done already is not done again."""
+    if not _STATE["sealed"]:
+        _seal_answer_key()
+        _STATE["sealed"] = True
     done = []
     for item in forbidden:
+        if item in _STATE["requested"]:
+            continue
+        _STATE["requested"].add(item)
         if item == "autograd":
             done += _block_autograd()
         elif item.startswith("aten::") or "::" in item:
@@ -241,49 +243,3 @@ def install(forbidden: list[str]) -> list[str]:
                 done.append(item)
     _STATE["installed"] += done
     return done
-
-
-# ----------------------------------------------------------------------------- for the trusted side
-
-def answer_key_paths(visible: tuple[str, ...] | list[str] = SANDBOX_VISIBLE) -> list[str]:
-    """Files and folders of course_lib the sandbox must not show: everything but its ``__init__.py``, the
-    ``visible`` modules (``course_lib.data``, ``course_lib.grading``, which the zygote runs, and what the
-    instructor's cells import) and the course_lib modules those import in turn, the answer key
-    (:data:`ANSWER_KEY`) excepted; ``__pycache__`` is hidden too (compiled copies of the hidden modules)."""
-    import ast
-
-    import course_lib
-    root = os.path.dirname(os.path.abspath(course_lib.__file__))
-    keep, todo = {"__init__"}, [m for m in visible if m.startswith("course_lib.")]
-    while todo:
-        top = todo.pop().split(".")[1]
-        if top in keep or f"course_lib.{top}" in ANSWER_KEY:
-            continue
-        keep.add(top)
-        folder = os.path.join(root, top)
-        files = [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs if f.endswith(".py")] \
-            if os.path.isdir(folder) else [folder + ".py"]
-        for path in files:
-            try:
-                with open(path, encoding="utf-8") as f:
-                    tree = ast.parse(f.read())
-            except (OSError, SyntaxError, ValueError):
-                continue
-            package = ["course_lib", *os.path.relpath(os.path.dirname(path), root).split(os.sep)]
-            package = [p for p in package if p != "."]
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Import):
-                    todo += [a.name for a in node.names if a.name.startswith("course_lib.")]
-                elif isinstance(node, ast.ImportFrom):
-                    base = package[:len(package) - node.level + 1] if node.level else []
-                    full = base + (node.module.split(".") if node.module else [])
-                    if full[:1] != ["course_lib"]:
-                        continue
-                    todo += [f"course_lib.{a.name}" for a in node.names] if len(full) == 1 \
-                        else [".".join(full[:2])]
-    out = []
-    for entry in sorted(os.listdir(root)):
-        stem = entry[:-3] if entry.endswith(".py") else entry
-        if stem not in keep:
-            out.append(os.path.join(root, entry))
-    return out

@@ -1,7 +1,8 @@
-"""Grading in parallel lands the same gradebook as plain sequential ``nbgrader autograde``.
+"""End to end, whole rounds on Dask: grading in parallel lands the same gradebook as plain sequential
+``nbgrader autograde``.
 
 One temporary copy of the course (the repository's ``nbgrader_config.py`` with the short time limits of
-``test_trusted_grading.py``, and ``solutions/``) goes through ``nbgrader generate_assignment 02_lstm``,
+``test_grading_nbgrader_e2e.py``, and ``solutions/``) goes through ``nbgrader generate_assignment 02_lstm``,
 gets a class of submissions (the solution, the untouched release, a realistic mistake, two
 adversarial tricks, a crashing cell and a notebook that is not JSON), and is then copied: one copy is
 graded with ONE plain ``nbgrader autograde 02_lstm``, the other with the parallel command (two
@@ -28,7 +29,7 @@ import nbformat
 import pytest
 
 from casefiles import Case, read_case
-from test_trusted_grading import COURSE_ID, TEST_LIMITS, _notebook, nbgrader, submission, write
+from test_grading_nbgrader_e2e import COURSE_ID, TEST_LIMITS, _notebook, nbgrader, submission, write
 
 pytestmark = pytest.mark.slow
 
@@ -291,7 +292,7 @@ SLOW_CELLS = ("import time\ntime.sleep(3)",) * 4        # 12 s per part; each ce
 
 
 def _graded_outputs(course: Path, student: str) -> dict[str, list]:
-    from test_trusted_grading import _meta
+    from test_grading_nbgrader_e2e import _meta
     nb = nbformat.read(course / "autograded" / student / ASSIGNMENT / "lstm.ipynb", as_version=4)
     return {_meta(c)["grade_id"]: c.outputs for c in nb.cells if _meta(c).get("grade")}
 
@@ -300,7 +301,7 @@ def _graded_outputs(course: Path, student: str) -> dict[str, list]:
 def attacked_class(tmp_path_factory) -> Path:
     """Honest students graded beside attackers (tests/adversarial cases that attack other sandboxes), a
     deliberately slow submission, and two submissions holding symbolic links (to the solution, the gradebook)."""
-    from test_trusted_grading import ADVERSARIAL
+    from test_grading_nbgrader_e2e import ADVERSARIAL
     course = tmp_path_factory.mktemp("attacked") / "course"
     course.mkdir()
     (course / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text() + TEST_LIMITS
@@ -397,7 +398,7 @@ def test_nbgrader_autograde_refuses_a_linked_submission_and_drops_big_extra_file
     from traitlets.config import Config
 
     from course_lib.grading import submission
-    from course_lib.grading.nbgrader_plugin import MarkGradingStarted
+    from course_lib.grading.recovery import MarkGradingStarted
     config = Config()
     config.CourseDirectory.root = str(tmp_path)
     sub = tmp_path / "submitted" / "ada" / ASSIGNMENT

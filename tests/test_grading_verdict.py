@@ -1,25 +1,27 @@
-"""The trusted runner: the real checkers, in this process, grading functions that live in the sandbox.
+"""A part's verdict (course_lib.grading.verdict): the real checkers, in this process, grading functions that
+live in the sandbox.
 
 Does a correct function pass through the proxy and a wrong one get the checker's named mistake? Do
 the tricks that fool an in-kernel test (objects that compare equal to anything, tensor subclasses,
-patched ``torch.allclose`` or checkers, answers hard-coded for the visible seed) now score 0? Are
-test cells read strictly, and are forbidden shortcuts charged to the parts that reach them?
+patched ``torch.allclose`` or checkers, answers hard-coded for the visible seed) now score 0? Does a
+forbidden operation reached while graded fail the part? (Reading test cells: test_grading_testcells.py;
+the static scan: test_grading_policy.py.)
 """
 from __future__ import annotations
 
 import inspect
 import os
-import re
 import sys
 import textwrap
 
 import pytest
 
 from course_lib import checkers
-from course_lib.grading import sandbox, trusted
-from course_lib.grading.remote import CellPlan
-from course_lib.grading.sandbox import Limits, Zygote
-from course_lib.grading.trusted import CheckCall, GradingConfigError, Student, parse_test_cell, policy_findings
+from course_lib.grading import verdict
+from course_lib.grading.grader.worker import CellPlan
+from course_lib.grading.grader.zygote import Zygote, default_hidden, python_paths
+from course_lib.grading.limits import Limits
+from course_lib.grading.testcells import parse_test_cell
 
 sys.path.insert(0, os.path.dirname(__file__))
 import wrong_impls  # noqa: E402
@@ -30,7 +32,7 @@ SETUP = "import math\nimport numpy as np\nimport torch\nfrom course_lib import c
 
 @pytest.fixture(scope="module")
 def zygote():
-    z = Zygote(LIMITS, hide=sandbox.default_hidden(), keep=sandbox.python_paths())
+    z = Zygote(LIMITS, hide=default_hidden(), keep=python_paths())
     z.start()
     yield z
     z.close()
@@ -49,7 +51,7 @@ LSTM_CELL = textwrap.dedent("""
 
 def grade(zygote, *cells: str, test: str = "checkers.check_lstm_cell(lstm_cell)", secret_seed: int | None = 12345):
     code = list(enumerate([SETUP, *cells]))
-    return trusted.grade_part(zygote, LIMITS, code, CellPlan(), parse_test_cell(test), checkers,
+    return verdict.grade_part(zygote, LIMITS, code, CellPlan(), parse_test_cell(test), checkers,
                               secret_seed=secret_seed)
 
 
@@ -229,188 +231,14 @@ def test_a_fake_float_for_the_norm_is_refused(zygote):
     assert not result.passed
 
 
-# ----------------------------------------------------------------------------- reading test cells
-
-def test_a_test_cell_with_hidden_tests_parses_into_checker_calls():
-    source = ("# Checks lstm_cell.\n"
-              "checkers.check_lstm_cell(lstm_cell)\n"
-              "### BEGIN HIDDEN TESTS\n"
-              "checkers.check_lstm_cell(lstm_cell, seed=9, batch=2, input_size=3, hidden=6)\n"
-              "### END HIDDEN TESTS\n"
-              "model = checkers.check_same_model(build, Model, hidden_size=3, convert_fn=copy)\n")
-    calls = parse_test_cell(source)
-    assert calls == [CheckCall("check_lstm_cell", (Student("lstm_cell"),), {}, 2),
-                     CheckCall("check_lstm_cell", (Student("lstm_cell"),),
-                               {"seed": 9, "batch": 2, "input_size": 3, "hidden": 6}, 4),
-                     CheckCall("check_same_model", (Student("build"), Student("Model")),
-                               {"hidden_size": 3, "convert_fn": Student("copy")}, 6)]
-
-
-@pytest.mark.parametrize("source, why", [
-    ("assert lstm_cell(1) == 2", "is not a checker call"),
-    ("import os\nchecks.check_lstm_cell(lstm_cell)", "is not a checker call"),
-    ("checkers.check_lstm_cell(lstm_cell, seed=make_seed())", "neither a name nor a literal"),
-    ("checkers.check_training(train, data=(x_train, y_train))", "neither a name nor a literal"),
-    ("checkers.check_lstm_cell(**options)", "`**` arguments"),
-    ("# nothing", "calls no checker"),
-])
-def test_anything_else_in_a_test_cell_is_a_configuration_error(source, why):
-    with pytest.raises(GradingConfigError, match=re.escape(why)):
-        parse_test_cell(source, "cell_check")
-
-
-# ----------------------------------------------------------------------------- forbidden shortcuts
-
-POLICY = ["nn.LSTMCell", "course_lib.reference", "eval"]
-
-
-def findings(*cells: str, graded=None) -> dict:
-    graded = graded or {"lstm_cell_check": ["lstm_cell"], "lstm_layer_check": ["lstm_layer"]}
-    return policy_findings(list(enumerate(cells)), graded, POLICY, everywhere=["eval"])
-
-
-def test_a_forbidden_call_inside_the_graded_function_is_charged_to_its_part_only():
-    cell = ("def lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh):\n"
-            "    '''Unlike nn.LSTMCell, written by hand.'''\n"
-            "    return torch.nn.LSTMCell(3, 4)(input, hx)\n"
-            "def lstm_layer(xs, hx, *w):\n"
-            "    return xs")
-    got = findings(cell)
-    assert set(got) == {"lstm_cell_check"}
-    (f,) = got["lstm_cell_check"]
-    assert (f.pattern, f.cell, f.line) == ("nn.LSTMCell", 0, 3)
-
-
-def test_a_shortcut_reached_through_a_helper_or_an_alias_is_found():
-    helper = "from course_lib.reference import lstm_cell as _ref\ndef _step(*a):\n    return _ref(*a)"
-    cell = ("def lstm_cell(*a):\n    return _step(*a)\n"
-            "def lstm_layer(xs, hx, *w):\n    return getattr(torch.nn, 'LSTMCell')")
-    got = findings(helper, cell)
-    assert {f.pattern for f in got["lstm_cell_check"]} == {"course_lib.reference"}
-    assert {f.pattern for f in got["lstm_layer_check"]} == {"nn.LSTMCell"}
-
-
-def test_names_are_resolved_through_the_notebooks_imports():
-    graded = {"attention_check": ["attention"]}
-    setup = "import torch.nn.functional as F\nimport builtins"
-    cell = "def attention(q, k, v, causal=False):\n    return F.scaled_dot_product_attention(q, k, v)"
-    got = policy_findings([(1, cell)], graded, ["functional.scaled_dot_product_attention"], [setup])
-    assert [f.line for f in got["attention_check"]] == [2]
-    cell = "def attention(q, k, v, causal=False):\n    return getattr(builtins, 'eval')('q')"
-    assert set(policy_findings([(1, cell)], graded, ["eval"], [setup])) == {"attention_check"}
-    cell = ("import importlib\ndef attention(q, k, v, causal=False):\n"
-            "    return importlib.import_module('course_lib.reference').scaled_dot_product_attention(q, k, v)")
-    assert set(policy_findings([(1, cell)], graded, ["course_lib.reference"], [setup])) == {"attention_check"}
-    cell = "def attention(q, k, v, causal=False):\n    return torch._C._nn.scaled_dot_product_attention(q, k, v)"
-    assert set(policy_findings([(1, cell)], graded, ["functional.scaled_dot_product_attention",
-                                                     "torch.scaled_dot_product_attention"], [setup])) \
-        == {"attention_check"}
-    innocent = ("def attention(q, k, v, causal=False):\n    model.eval()\n    p = re.compile('eval')\n"
-                "    print('eval', lstm.lstm_cell)\n    return q")
-    assert policy_findings([(1, innocent)], graded, ["eval", "compile", "torch.lstm_cell"], [setup]) == {}
-
-
-def test_top_level_eval_is_charged_to_every_part_and_clean_code_to_none():
-    assert set(findings("eval('1')", "def lstm_cell(*a):\n    pass")) == {"lstm_cell_check", "lstm_layer_check"}
-    assert findings("print(torch.nn.LSTMCell(3, 4)(x))", "def lstm_cell(*a):\n    pass") == {}   # a try-out
-    assert findings("def lstm_cell(*a):\n    return reference_answer(*a)\n%timeit lstm_cell()") == {}
-
-
-def test_recover_interrupted_regrades_only_submissions_whose_grading_never_finished(tmp_path):
-    """A marker left by a killed run makes the next nbgrader command drop that half-written folder; a
-    finished submission (no marker) is kept, so a plain re-run grades each submission exactly once."""
-    from course_lib.grading.nbgrader_plugin import MARKER, recover_interrupted
-    autograded = tmp_path / "autograded"
-    (autograded / "ada" / "01_rnn").mkdir(parents=True)
-    (autograded / "ada" / "01_rnn" / "rnn.ipynb").write_text("{}")
-    (autograded / "ada" / ("01_rnn" + MARKER)).write_text("started")
-    (autograded / "bob" / "01_rnn").mkdir(parents=True)
-    (autograded / "bob" / "01_rnn" / "rnn.ipynb").write_text("{}")
-    removed = recover_interrupted(str(autograded))
-    assert removed == [str(autograded / "ada" / "01_rnn")]
-    assert not (autograded / "ada" / "01_rnn").exists()
-    assert not (autograded / "ada" / ("01_rnn" + MARKER)).exists()
-    assert (autograded / "bob" / "01_rnn" / "rnn.ipynb").exists()
-
-
-# ----------------------------------------------------------------------------- the shortcuts of issue 15
-
-LSTM_POLICY = ["course_lib.reference", "course_lib.checkers.*", "eval", "exec", "compile", "pickle",
-               "types.FunctionType", "nn.LSTMCell", "torch.lstm_cell", "torch.autograd", ".backward"]
-NOTEBOOK_SETUP = "import torch\n\nfrom course_lib import checkers"
-
-SCANNED = {   # name -> (the student's cell, the pattern the scan must name)
-    "alias_by_assignment": ("t = torch\ndef lstm_cell(*a):\n    return t.lstm_cell(*a)", "torch.lstm_cell"),
-    "alias_of_an_alias": ("t = torch\nnn_ = t.nn\ndef lstm_cell(*a):\n    return nn_.LSTMCell(3, 4)(*a)",
-                          "nn.LSTMCell"),
-    "loop_target": ("for fast in (torch.lstm_cell,):\n    pass\ndef lstm_cell(*a):\n    return fast(*a)",
-                    "torch.lstm_cell"),
-    "with_target": ("import contextlib\nwith contextlib.nullcontext(torch.lstm_cell) as fast:\n    pass\n"
-                    "def lstm_cell(*a):\n    return fast(*a)", "torch.lstm_cell"),
-    "global_from_a_function": ("def _setup():\n    global fast\n    fast = torch.lstm_cell\n_setup()\n"
-                               "def lstm_cell(*a):\n    return fast(*a)", "torch.lstm_cell"),
-    "getattr_built_string": ("def lstm_cell(*a):\n    return getattr(torch, 'lstm' + '_cell')(*a)",
-                             "torch.lstm_cell"),
-    "getattr_named_constant": ("NAME = f\"lstm_{'cell'}\"\ndef lstm_cell(*a):\n    return getattr(torch, NAME)(*a)",
-                               "torch.lstm_cell"),
-    "dict_of_the_module": ("def lstm_cell(*a):\n    return vars(torch)['lstm_cell'](*a)", "torch.lstm_cell"),
-    "sys_modules": ("import sys\ndef lstm_cell(*a):\n    return sys.modules['course_lib.reference'].lstm_cell(*a)",
-                    "course_lib.reference"),
-    "checkers_internals": ("def lstm_cell(*a):\n    return checkers.cells._oracle('lstm')(*a)",
-                           "course_lib.checkers.*"),
-    "pickle": ("import pickle\nfast = pickle.loads(b'ctorch\\nlstm_cell\\n.')\ndef lstm_cell(*a):\n    return fast(*a)",
-               "pickle"),
-    "compile_and_function_type": ("import types\ncode = compile('def f(*a): return 1', 'x', 'exec')\n"
-                                  "f = types.FunctionType(code.co_consts[0], globals())\n"
-                                  "def lstm_cell(*a):\n    return f(*a)", "compile"),
-    "autograd_by_getattr": ("def lstm_cell(*a):\n    return getattr(torch, 'auto' + 'grad').grad(a[0].sum(), a[0])",
-                            "torch.autograd"),
-    "backward_by_getattr": ("def lstm_cell(*a):\n    getattr(a[0].sum(), 'backward')()\n    return a[0].grad",
-                            ".backward"),
-}
-
-
-@pytest.mark.parametrize("name", sorted(SCANNED))
-def test_the_scan_follows_aliases_loops_and_built_names_to_the_shortcut(name):
-    cell, pattern = SCANNED[name]
-    got = policy_findings([(2, cell)], {"lstm_cell_check": ["lstm_cell"]}, LSTM_POLICY, [NOTEBOOK_SETUP],
-                          everywhere=["course_lib.reference", "course_lib.checkers.*", "pickle", "compile"])
-    assert pattern in {f.pattern for f in got.get("lstm_cell_check", [])}, got
-
-
-def test_the_checkers_public_names_and_the_checks_are_not_findings():
-    cell = "checkers.check_lstm_cell(lstm_cell)\ndef lstm_cell(*a):\n    return checkers.CheckFailed"
-    assert policy_findings([(2, cell)], {"lstm_cell_check": ["lstm_cell"]}, LSTM_POLICY, [NOTEBOOK_SETUP]) == {}
-
-
 def _config():
     from traitlets.config.loader import PyFileConfigLoader
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return root, PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
 
 
-def test_no_solution_reaches_a_forbidden_shortcut():
-    """The instructor's solutions, scanned with the course's own policy, have no finding (no false alarm)."""
-    import glob
-    import nbformat
-    from nbgrader import utils
-    from course_lib.grading.nbgrader_plugin import TrustedExecute
-    root, config = _config()
-    everywhere = list(TrustedExecute(config=config).forbidden_everywhere)
-    for path in sorted(glob.glob(os.path.join(root, "solutions", "*", "*.ipynb"))):
-        assignment = os.path.basename(os.path.dirname(path))
-        nb = nbformat.read(path, as_version=4)
-        code = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-        answers = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code" and utils.is_solution(c)]
-        graded = {c.metadata.nbgrader["grade_id"]: [n.name for call in parse_test_cell(c.source) for n in call.args
-                                                     if isinstance(n, Student)]
-                  for c in nb.cells if c.cell_type == "code" and utils.is_grade(c) and not utils.is_solution(c)}
-        patterns = everywhere + list(config.TrustedExecute.forbidden.get(assignment, []))
-        assert policy_findings(answers, graded, patterns, [s for _, s in code], everywhere) == {}, assignment
-
-
 def test_the_answer_key_is_never_preloaded():
-    from course_lib.grading.nbgrader_plugin import TrustedExecute
+    from course_lib.grading.execute import TrustedExecute
     _, config = _config()
     preload = TrustedExecute(config=config)._preload({"from course_lib import checkers, data\nimport torch",
                                                       "import course_lib.reference\nimport course_lib.checkers"})
@@ -446,7 +274,7 @@ def test_a_forbidden_operator_fails_the_part_whatever_name_reaches_it(zygote, na
     assert allowed.passed, allowed.message                              # the shortcut itself works...
     code = list(enumerate([SETUP, cell]))
     test = parse_test_cell("checkers.check_lstm_cell(lstm_cell)")
-    result = trusted.grade_part(zygote, LIMITS, code, CellPlan(), test, checkers, secret_seed=1, forbid=LSTM_OPS)
+    result = verdict.grade_part(zygote, LIMITS, code, CellPlan(), test, checkers, secret_seed=1, forbid=LSTM_OPS)
     assert not result.passed and result.ename == "PolicyViolation", result.message
     assert "lstm_cell: called `aten::lstm_cell`" in result.message and "scores 0" in result.message
 
@@ -461,7 +289,7 @@ def test_autograd_is_switched_off_for_a_part_that_forbids_it(zygote):
     test = "checkers.check_lstm_backward(lstm_backward)"
     assert grade(zygote, cell, test=test).passed                    # autograd does the exercise...
     code = list(enumerate([SETUP, cell]))
-    result = trusted.grade_part(zygote, LIMITS, code, CellPlan(), parse_test_cell(test), checkers, secret_seed=1,
+    result = verdict.grade_part(zygote, LIMITS, code, CellPlan(), parse_test_cell(test), checkers, secret_seed=1,
                                 forbid=["autograd"])
     assert result.ename == "PolicyViolation" and "called autograd" in result.message, result.message
     assert grade(zygote, cell, test=test).passed                    # ...and the next part's worker is unaffected
@@ -471,7 +299,7 @@ def test_a_forbidden_call_while_the_cells_run_stops_that_cell_only(zygote):
     cell = "print(torch.nn.LSTMCell(3, 4)(torch.zeros(1, 3)))\nAFTER = 1"
     plan = CellPlan()
     code = list(enumerate([SETUP, LSTM_CELL, cell]))
-    result = trusted.grade_part(zygote, LIMITS, code, plan, parse_test_cell("checkers.check_lstm_cell(lstm_cell)"),
+    result = verdict.grade_part(zygote, LIMITS, code, plan, parse_test_cell("checkers.check_lstm_cell(lstm_cell)"),
                                 checkers, secret_seed=1, forbid=LSTM_OPS)
     assert result.passed, result.message
     assert plan.errors[2][0] == "ForbiddenOperation" and "aten::lstm_cell" in plan.errors[2][1]
@@ -479,8 +307,8 @@ def test_a_forbidden_call_while_the_cells_run_stops_that_cell_only(zygote):
 
 @pytest.fixture(scope="module")
 def sealed_zygote():
-    from course_lib.grading import forbid
-    z = Zygote(LIMITS, hide=[*sandbox.default_hidden(), *forbid.answer_key_paths()], keep=sandbox.python_paths(),
+    from course_lib.grading import answer_key
+    z = Zygote(LIMITS, hide=[*default_hidden(), *answer_key.answer_key_paths()], keep=python_paths(),
                preload=["numpy", "torch", "course_lib.data", "IPython.core.interactiveshell"])
     z.start()
     yield z
@@ -489,7 +317,7 @@ def sealed_zygote():
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="hiding files from the sandbox needs root (or a container)")
 def test_the_answer_key_is_neither_in_the_sandbox_files_nor_in_its_memory(sealed_zygote):
-    from course_lib.grading.remote import Worker
+    from course_lib.grading.grader.worker import Worker
     probe = textwrap.dedent("""
         import gc, glob, os, sys, types
         import course_lib

@@ -1,4 +1,5 @@
-"""The sandbox a student's code runs in: are its limits really enforced, and does the trusted side survive?
+"""The sandbox a student's code runs in (course_lib.grading.sandboxed, driven through course_lib.grading.grader):
+are its limits really enforced, and does the trusted side survive?
 
 Each test starts a worker from one shared zygote (it imports torch once), runs a few cells in it and
 calls a function, the way a graded part does. The dangerous cases are bounded inside the code itself
@@ -18,9 +19,10 @@ import time
 import pytest
 import torch
 
-from course_lib.grading import sandbox
-from course_lib.grading.remote import CellPlan, NotDefined, RemoteFunction, SandboxFailure, Worker
-from course_lib.grading.sandbox import Limits, Zygote
+from course_lib.grading.grader.remote import RemoteFunction
+from course_lib.grading.grader.worker import CellPlan, NotDefined, SandboxFailure, Worker
+from course_lib.grading.grader.zygote import Zygote, default_hidden, python_paths
+from course_lib.grading.limits import Limits
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: user switch, namespaces")
 LIMITS = Limits(call_timeout=4, cell_timeout=4, cpu_seconds=60, memory_bytes=4 * 2**30, processes=32,
@@ -30,7 +32,7 @@ SECRET_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the
 
 @pytest.fixture(scope="module")
 def zygote():
-    z = Zygote(LIMITS, hide=[SECRET_DIR, *sandbox.default_hidden()], keep=sandbox.python_paths())
+    z = Zygote(LIMITS, hide=[SECRET_DIR, *default_hidden()], keep=python_paths())
     z.start()
     yield z
     z.close()
@@ -39,7 +41,7 @@ def zygote():
 @pytest.fixture(scope="module")
 def neighbour():
     """A second zygote, as a second Dask worker (or a second grading run) on the same machine has."""
-    z = Zygote(LIMITS, hide=[SECRET_DIR, *sandbox.default_hidden()], keep=sandbox.python_paths())
+    z = Zygote(LIMITS, hide=[SECRET_DIR, *default_hidden()], keep=python_paths())
     z.start()
     yield z
     z.close()
@@ -295,7 +297,7 @@ def test_only_the_system_and_python_are_visible_not_the_course_or_anyones_files(
     if home != "/":
         assert not isinstance(got[home], list) or set(got[home]) <= {".pyenv", ".local"}
     assert set(got["/"]) <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "dev", "proc", "tmp",
-                             "var", *(p.split("/")[1] for p in sandbox.python_paths())}
+                             "var", *(p.split("/")[1] for p in python_paths())}
 
 
 @ROOT_ONLY
@@ -544,7 +546,7 @@ def test_a_worker_killed_from_outside_is_not_blamed_on_the_student(zygote):
 def test_a_part_stopped_from_outside_is_graded_again_and_logged(zygote):
     from types import SimpleNamespace
 
-    from course_lib.grading import trusted
+    from course_lib.grading import testcells, verdict
     attempts = []
 
     def check_one(f):
@@ -554,7 +556,7 @@ def test_a_part_stopped_from_outside_is_graded_again_and_logged(zygote):
         assert f() == 1
 
     checkers = SimpleNamespace(check_one=check_one)
-    calls = trusted.parse_test_cell("checkers.check_one(f)")
-    result = trusted.grade_part(zygote, LIMITS, [(0, "def f():\n    return 1")], CellPlan(), calls, checkers)
+    calls = testcells.parse_test_cell("checkers.check_one(f)")
+    result = verdict.grade_part(zygote, LIMITS, [(0, "def f():\n    return 1")], CellPlan(), calls, checkers)
     assert result.passed and len(attempts) == 2
     assert result.log[0].startswith("RETRIED")
