@@ -165,8 +165,9 @@ def _names_used(node: ast.AST, names: _Names) -> list[str]:
     return []
 
 
-def _matches(node: ast.AST, pattern: str, names: _Names) -> bool:
-    """Does ``node`` use ``pattern``?
+def _matches(node: ast.AST, pattern: str, names: _Names, used_names: list[str]) -> bool:
+    """Does ``node`` use ``pattern``? (``used_names``: ``_names_used(node, names)``, worked out once
+    for all the patterns.)
 
     ``"eval"`` is the name anywhere; ``".backward"`` any attribute of that name (a method); a dotted
     ``"nn.LSTMCell"`` matches a use whose full name, resolved through the imports, holds these parts
@@ -179,7 +180,7 @@ def _matches(node: ast.AST, pattern: str, names: _Names) -> bool:
             return True
         return isinstance(node, ast.Call) and (_dotted(node, names) or "").endswith(pattern)   # getattr(x, "backward")
     parts = pattern.split(".")
-    for name in _names_used(node, names):
+    for name in used_names:
         if not name:
             continue
         used = name.split(".")
@@ -199,8 +200,9 @@ def _matches(node: ast.AST, pattern: str, names: _Names) -> bool:
 def _uses(tree: ast.AST, patterns: list[str], cell: int, lines: list[str], names: _Names) -> list[Finding]:
     found = []
     for node in ast.walk(tree):
+        used_names = _names_used(node, names)
         for p in patterns:
-            if _matches(node, p, names):
+            if _matches(node, p, names, used_names):
                 line = getattr(node, "lineno", 0)
                 text = lines[line - 1].strip()[:120] if 0 < line <= len(lines) else ""
                 found.append(Finding(p, cell, line, text))
