@@ -236,7 +236,8 @@ def test_attention_statements_are_complete():
 
 # --------------------------------------------------------------------------- pedagogy: pictures, self-checks
 SELF_CHECK_CHAPTERS = ["chapters/01_why_rnns_forget", "chapters/02_lstm", "chapters/03_gru",
-                       "chapters/05_keras_pytorch", "chapters/06_toolbox", "chapters/08_transformers"]
+                       "chapters/05_keras_pytorch", "chapters/06_toolbox", "chapters/08_transformers",
+                       "chapters/04_language_models", "chapters/07_seq2seq_attention"]
 ANSWER = re.compile(r"^:::\{admonition\} Answer\n:class: dropdown\n", re.M)
 
 
