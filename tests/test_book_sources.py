@@ -236,7 +236,8 @@ def test_attention_statements_are_complete():
 
 # --------------------------------------------------------------------------- pedagogy: pictures, self-checks
 SELF_CHECK_CHAPTERS = ["chapters/01_why_rnns_forget", "chapters/02_lstm", "chapters/03_gru",
-                       "chapters/05_keras_pytorch", "chapters/08_transformers"]
+                       "chapters/05_keras_pytorch", "chapters/06_toolbox", "chapters/08_transformers",
+                       "chapters/04_language_models", "chapters/07_seq2seq_attention"]
 ANSWER = re.compile(r"^:::\{admonition\} Answer\n:class: dropdown\n", re.M)
 
 
@@ -353,7 +354,8 @@ def test_forecaster_verdict_against_its_baseline_comes_from_the_run():
 #: at the browser test's default 1280 px): longer lines do not scroll (course.css wraps them) but break
 #: mid-expression, which is hard to read.
 NARROW_CODE_PAGES = ["chapters/01_why_rnns_forget", "chapters/02_lstm", "chapters/03_gru",
-                     "chapters/05_keras_pytorch", "appendix/benchmarks"]
+                     "chapters/05_keras_pytorch", "appendix/benchmarks", "chapters/04_language_models",
+                     "chapters/06_toolbox", "chapters/07_seq2seq_attention", "chapters/08_transformers"]
 CODE_COLUMN = 76
 
 
