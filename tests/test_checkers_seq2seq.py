@@ -403,7 +403,7 @@ def _forbidden_07() -> list[str]:
 ])
 def test_calling_the_course_answer_key_is_a_forbidden_shortcut(grade_id, fn, body):
     """Does the 07 forbidden list charge a graded function that hands its work to course_lib.seq2seq?"""
-    from course_lib.grading.trusted import policy_findings
+    from course_lib.grading.policy import policy_findings
 
     head = ("from course_lib import seq2seq\nfrom course_lib.seq2seq import Seq2Seq, Seq2SeqConfig\n"
             "from course_lib.seq2seq import beam_search as bs\n")
@@ -416,7 +416,7 @@ def test_calling_the_course_answer_key_is_a_forbidden_shortcut(grade_id, fn, bod
 
 def test_training_the_course_model_is_allowed():
     """Part 4 builds and calls the course's Seq2Seq: the forbidden list must not charge that."""
-    from course_lib.grading.trusted import policy_findings
+    from course_lib.grading.policy import policy_findings
 
     cell = ("from course_lib.seq2seq import Seq2Seq, Seq2SeqConfig\nfrom course_lib.data.transduction import "
             "Seq2SeqBatch\ndef train_seq2seq(src, src_len, tgt_in, tgt_out, seed):\n"
